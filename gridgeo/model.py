@@ -1,0 +1,301 @@
+"""The grid system: a stack of polygon levels linked by hierarchical codes.
+
+A :class:`GridSystem` holds one GeoDataFrame per level of its
+:class:`~gridgeo.config.GridConfig` (banner → town → grid → micro-grid for
+Urad Front Banner), every row with a ``code``, a ``name`` and its
+``parent_code``. Codes, never row order, link the levels. Optional *source
+layers* (the party-building and sanitation grids merged into the dual grid)
+travel with the system so the merge can be checked.
+
+Example
+-------
+>>> from gridgeo import load_demo
+>>> system = load_demo()
+>>> system.counts()
+{'banner': 1, 'town': 11, 'grid': 662, 'micro_grid': 897}
+>>> system["town"].loc[0, "name"]
+'乌拉山镇'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import pandas as pd
+from pyproj import CRS
+
+from gridgeo.codes import code_width_ok
+from gridgeo.config import BANNER, GridConfig
+from gridgeo.crs import require_crs, to_metric
+from gridgeo.errors import CodeError, CrsError, GeometryError, LayerError, SchemaError
+
+__all__ = ["REQUIRED_COLUMNS", "GridSystem"]
+
+REQUIRED_COLUMNS = ("code", "name", "parent_code")
+"""Columns every level carries (the root's ``parent_code`` is empty)."""
+
+SOURCE_LAYERS = ("party_grid", "sanitation_grid")
+"""The two source layers merged into the dual grid (党建网格, 卫生网格)."""
+
+
+@dataclass
+class GridSystem:
+    """Levels of a grid system as GeoDataFrames, plus optional source layers.
+
+    Build one with :meth:`from_layers` (which checks it) or read one with
+    :func:`gridgeo.io.read_system`.
+
+    Attributes
+    ----------
+    levels:
+        Level name → GeoDataFrame, top to bottom, in the storage CRS.
+    config:
+        The :class:`GridConfig` the levels follow.
+    sources:
+        Other named layers that belong to the system (``party_grid``,
+        ``sanitation_grid``); not part of the hierarchy.
+    origin:
+        Where the system was read from, for messages.
+    """
+
+    levels: dict[str, gpd.GeoDataFrame]
+    config: GridConfig = BANNER
+    sources: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    origin: str = "<memory>"
+
+    @classmethod
+    def from_layers(
+        cls,
+        layers: Mapping[str, gpd.GeoDataFrame],
+        config: GridConfig = BANNER,
+        *,
+        strict: bool = True,
+        origin: str = "<memory>",
+    ) -> GridSystem:
+        """Assemble and validate a grid system.
+
+        Every level named by ``config`` must be present with ``code``,
+        ``name`` and ``parent_code`` columns, polygon geometry and one shared
+        CRS. With ``strict=True`` (the default) codes must also be unique,
+        of the level's width, and extend an existing parent code; with
+        ``strict=False`` such defects are left for :mod:`gridgeo.check` to
+        report (that is how a dirty dataset is loaded for checking).
+        Layers whose names are not levels are kept as :attr:`sources`.
+
+        Raises
+        ------
+        LayerError, SchemaError, CrsError, CodeError, GeometryError
+        """
+        missing = [name for name in config.level_names if name not in layers]
+        if missing:
+            raise LayerError(
+                f"{origin}: level(s) {missing} are missing; found layers {sorted(layers)}. "
+                f"A grid system needs one layer per level: {config.level_names}."
+            )
+        levels = {
+            name: _normalise(layers[name], f"{origin}, layer {name!r}")
+            for name in config.level_names
+        }
+        sources = {
+            name: _normalise(frame, f"{origin}, layer {name!r}")
+            for name, frame in layers.items()
+            if name not in levels
+        }
+        _require_same_crs({**levels, **sources}, origin)
+        system = cls(levels=levels, config=config, sources=sources, origin=origin)
+        if strict:
+            system.validate_codes()
+        return system
+
+    # -- access -------------------------------------------------------------
+    def __getitem__(self, name: str) -> gpd.GeoDataFrame:
+        self.config.level(name)
+        return self.levels[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.levels)
+
+    def items(self) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
+        """``(level name, GeoDataFrame)`` pairs, top to bottom."""
+        return iter(self.levels.items())
+
+    @property
+    def crs(self) -> CRS:
+        """The CRS shared by every layer."""
+        return CRS.from_user_input(next(iter(self.levels.values())).crs)
+
+    def counts(self) -> dict[str, int]:
+        """Number of polygons per level."""
+        return {name: len(frame) for name, frame in self.levels.items()}
+
+    def replace(self, **layers: gpd.GeoDataFrame) -> GridSystem:
+        """A copy with some levels or source layers swapped (no validation)."""
+        levels = {k: layers.get(k, v) for k, v in self.levels.items()}
+        sources = dict(self.sources)
+        sources.update({k: v for k, v in layers.items() if k not in levels})
+        return GridSystem(levels, self.config, sources, self.origin)
+
+    def to_metric(self) -> GridSystem:
+        """The same system with every layer in :func:`gridgeo.crs.metric_crs`."""
+        return GridSystem(
+            {k: to_metric(v, self.config) for k, v in self.levels.items()},
+            self.config,
+            {k: to_metric(v, self.config) for k, v in self.sources.items()},
+            self.origin,
+        )
+
+    # -- hierarchy ------------------------------------------------------------
+    def lineage(self, level: str) -> pd.DataFrame:
+        """For each polygon of ``level``, the codes of all its ancestors.
+
+        Columns are named after the levels (``town``, ``grid``, …); the index is
+        the level's own ``code``. Joins follow ``parent_code``, never row order.
+
+        >>> from gridgeo import load_demo
+        >>> lin = load_demo().lineage("micro_grid")
+        >>> list(lin.columns)
+        ['banner', 'town', 'grid', 'micro_grid']
+        """
+        names = self.config.level_names
+        depth = names.index(self.config.level(level).name)
+        frame = self.levels[level]
+        out = pd.DataFrame({level: frame["code"].to_numpy()}, index=frame["code"].to_numpy())
+        current = pd.Series(frame["parent_code"].to_numpy(), index=out.index)
+        for ancestor in reversed(names[:depth]):
+            out[ancestor] = current.to_numpy()
+            parents = self.levels[ancestor].drop_duplicates("code").set_index("code")
+            current = current.map(parents["parent_code"])
+        return out[names[: depth + 1]]
+
+    def validate_codes(self) -> None:
+        """Raise :class:`CodeError` for the first code defect found.
+
+        Checks, per level: width and digits, uniqueness, that the parent code
+        exists one level up, and that each code starts with its parent's code.
+        """
+        previous: gpd.GeoDataFrame | None = None
+        for level in self.config.levels:
+            frame = self.levels[level.name]
+            where = f"{self.origin}, layer {level.name!r}"
+            codes = frame["code"]
+            bad = ~code_width_ok(codes, level.code_length)
+            if bad.any():
+                row = int(bad.to_numpy().nonzero()[0][0])
+                raise CodeError(
+                    f"{where}, row {row}: code {codes.iloc[row]!r} is not "
+                    f"{level.code_length} digits. Codes of level {level.name!r} are "
+                    f"the parent's code plus {level.code_digits} digits."
+                )
+            dup = codes.duplicated(keep=False)
+            if dup.any():
+                shown = sorted(set(codes[dup]))[:5]
+                raise CodeError(
+                    f"{where}: duplicate code(s) {shown}. Every polygon needs its own "
+                    "code; renumber with gridgeo.codes.number_children, or run "
+                    "`gridgeo check` to see them all."
+                )
+            if previous is None:
+                previous = frame
+                continue
+            parent = frame["parent_code"]
+            orphan = ~parent.isin(set(previous["code"]))
+            if orphan.any():
+                row = int(orphan.to_numpy().nonzero()[0][0])
+                raise CodeError(
+                    f"{where}, row {row} (code {codes.iloc[row]}): parent code "
+                    f"{parent.iloc[row]!r} does not exist in layer "
+                    f"{self.config.parent(level.name).name!r}. Fix parent_code, or "
+                    "load with strict=False and run `gridgeo check`."
+                )
+            extends = codes.str.slice(0, self.config.parent(level.name).code_length) == parent
+            if not extends.all():
+                row = int((~extends).to_numpy().nonzero()[0][0])
+                raise CodeError(
+                    f"{where}, row {row}: code {codes.iloc[row]} does not extend its "
+                    f"parent's code {parent.iloc[row]}. A child's code is its parent's "
+                    "code plus its sequence number."
+                )
+            previous = frame
+
+    # -- summaries ------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """One row per level: count, area in km² and the staffing totals.
+
+        >>> from gridgeo import load_demo
+        >>> load_demo().summary().loc["grid", "count"]
+        662
+        """
+        rows = []
+        metric = self.to_metric()
+        for level in self.config.levels:
+            frame = metric.levels[level.name]
+            row = {
+                "level": level.name,
+                "label": level.label_zh,
+                "count": len(frame),
+                "area_km2": float(frame.area.sum() / 1e6),
+            }
+            for column in ("households", "residents", "workers"):
+                if column in frame:
+                    row[column] = int(frame[column].sum())
+            rows.append(row)
+        out = pd.DataFrame(rows).set_index("level")
+        if {"workers", "households"} <= set(out.columns):
+            out["households_per_worker"] = out["households"] / out["workers"]
+        return out
+
+
+def _normalise(frame: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
+    """Check the schema of one layer and return it with string codes."""
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise SchemaError(f"{where}: expected a GeoDataFrame, got {type(frame).__name__}")
+    absent = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if absent:
+        raise SchemaError(
+            f"{where}: column(s) {absent} missing; found {list(frame.columns)}. "
+            "Every layer needs code, name and parent_code (empty for the top level). "
+            "Rename your columns, e.g. frame.rename(columns={'网格编码': 'code'})."
+        )
+    require_crs(frame, where)
+    geom = frame.geometry
+    missing = geom.isna() | geom.is_empty
+    if missing.any():
+        row = int(missing.to_numpy().nonzero()[0][0])
+        raise GeometryError(
+            f"{where}, row {row} (code {frame['code'].iloc[row]}): geometry is missing "
+            "or empty. Draw the polygon or delete the row."
+        )
+    kinds = set(geom.geom_type.unique()) - {"Polygon", "MultiPolygon"}
+    if kinds:
+        row = int((~geom.geom_type.isin(["Polygon", "MultiPolygon"])).to_numpy().nonzero()[0][0])
+        raise GeometryError(
+            f"{where}, row {row} (code {frame['code'].iloc[row]}): geometry type "
+            f"{geom.iloc[row].geom_type} where a polygon is required."
+        )
+    out = frame.copy()
+    for column in ("code", "parent_code"):
+        out[column] = _as_code_text(out[column])
+    out = out.reset_index(drop=True)
+    return out
+
+
+def _as_code_text(values: pd.Series) -> pd.Series:
+    """Codes as text: integers lose no digits, missing becomes ''."""
+    if pd.api.types.is_float_dtype(values):
+        values = values.astype("Int64")
+    text = values.astype("string").fillna("")
+    return text.astype(object)
+
+
+def _require_same_crs(layers: Mapping[str, gpd.GeoDataFrame], origin: str) -> None:
+    crss = {name: CRS.from_user_input(frame.crs) for name, frame in layers.items()}
+    distinct = {crs.to_string() for crs in crss.values()}
+    if len(distinct) > 1:
+        listing = ", ".join(f"{name}: {crs.to_string()}" for name, crs in crss.items())
+        raise CrsError(
+            f"{origin}: layers are in different CRSs ({listing}). Reproject them to one "
+            "CRS first, e.g. layer.to_crs('EPSG:4490'); gridgeo never compares layers "
+            "across CRSs."
+        )
