@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny grid system built in code, and the shipped demo."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pytest
+from shapely import box
+
+from gridgeo.model import GridSystem
+
+
+def tiny_layers() -> dict[str, gpd.GeoDataFrame]:
+    """A banner of 2 towns, 4 grids and 3 micro-grids refining one grid (EPSG:4490)."""
+    crs = "EPSG:4490"
+    banner = gpd.GeoDataFrame(
+        {"code": ["150823"], "name": ["乌拉特前旗"], "parent_code": [""]},
+        geometry=[box(108.5, 40.7, 108.7, 40.8)],
+        crs=crs,
+    )
+    town = gpd.GeoDataFrame(
+        {
+            "code": ["150823100", "150823101"],
+            "name": ["乌拉山镇", "白彦花镇"],
+            "parent_code": ["150823", "150823"],
+        },
+        geometry=[box(108.5, 40.7, 108.6, 40.8), box(108.6, 40.7, 108.7, 40.8)],
+        crs=crs,
+    )
+    grid = gpd.GeoDataFrame(
+        {
+            "code": ["150823100001", "150823100002", "150823101001", "150823101002"],
+            "name": ["瑞泰社区第1网格", "瑞泰社区第2网格", "复胜村一组网格", "复胜村二组网格"],
+            "parent_code": ["150823100", "150823100", "150823101", "150823101"],
+            "leader": ["王伟", "李芳", "张敏", "巴特尔"],
+            "workers": [5, 4, 3, 2],
+            "households": [420, 380, 90, 75],
+            "residents": [1100, 990, 230, 190],
+            "grid_type": ["comprehensive"] * 3 + ["dedicated"],
+        },
+        geometry=[
+            box(108.5, 40.75, 108.6, 40.8),
+            box(108.5, 40.7, 108.6, 40.75),
+            box(108.6, 40.75, 108.7, 40.8),
+            box(108.6, 40.7, 108.7, 40.75),
+        ],
+        crs=crs,
+    )
+    micro = gpd.GeoDataFrame(
+        {
+            "code": ["150823100001001", "150823100001002", "150823100001003"],
+            "name": ["第1微网格", "第2微网格", "第3微网格"],
+            "parent_code": ["150823100001"] * 3,
+        },
+        geometry=[
+            box(108.5, 40.775, 108.55, 40.8),
+            box(108.55, 40.775, 108.6, 40.8),
+            box(108.5, 40.75, 108.6, 40.775),
+        ],
+        crs=crs,
+    )
+    return {"banner": banner, "town": town, "grid": grid, "micro_grid": micro}
+
+
+@pytest.fixture
+def tiny() -> GridSystem:
+    return GridSystem.from_layers(tiny_layers(), origin="tiny")
+
+
+@pytest.fixture(scope="session")
+def demo_system() -> GridSystem:
+    from gridgeo.demo import load_demo
+
+    return load_demo()
