@@ -181,16 +181,21 @@ def _mesh(outline, seeds: np.ndarray, kinds: np.ndarray) -> _Mesh:
     frame = outline.envelope.buffer(5_000).envelope
     vor = shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=frame, ordered=True)
     cells = shapely.intersection(np.asarray(vor.geoms), outline)
-    # Cutting a cell to a concave outline can leave pieces; keep the one with the seed.
+    # Cutting a cell to a concave outline can leave several pieces: the one
+    # holding the seed keeps it, each other piece becomes a cell of its own.
     parts, index = shapely.get_parts(cells, return_index=True)
     has_seed = shapely.contains_xy(parts, seeds[index, 0], seeds[index, 1])
-    keep = np.zeros(len(seeds), dtype=bool)
-    keep[index[has_seed]] = True
-    cells = np.empty(len(seeds), dtype=object)
-    cells[index[has_seed]] = parts[has_seed]
-    cells, seeds, kinds = cells[keep], seeds[keep], kinds[keep]
-    # Identical shared vertices, so every union of cells is a valid coverage.
+    extra = parts[~has_seed]
+    order = np.argsort(index[has_seed], kind="stable")
+    cells = np.r_[parts[has_seed][order], extra]
+    seeds = np.vstack([seeds[index[has_seed]][order], shapely.get_coordinates(shapely.point_on_surface(extra))])
+    kinds = np.r_[kinds[index[has_seed]][order], np.full(len(extra), "bg")]
+    # GEOS cleans the cut cells into an exact coverage (identical shared
+    # vertices, no slivers), so every union of cells is a valid coverage.
     cells = shapely.set_precision(cells, 0.01)
+    cells = shapely.coverage_clean(cells, gap_width=1.0)
+    if (shapely.is_empty(cells) | (shapely.get_type_id(cells) != 3)).any():  # pragma: no cover
+        raise RuntimeError("coverage cleaning emptied or split a mesh cell")
     graph = _adjacency(cells, seeds)
     return _Mesh(cells, seeds, graph, kinds)
 
