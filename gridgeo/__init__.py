@@ -12,6 +12,7 @@ coverage maps.
 
 from gridgeo.config import BANNER, Coverage, GridConfig, Level, Tolerances
 from gridgeo.errors import GridgeoError
+from gridgeo.io import read_layer, read_system, write_layer, write_system
 from gridgeo.model import GridSystem
 
 __all__ = [
@@ -23,6 +24,10 @@ __all__ = [
     "Level",
     "Tolerances",
     "load_demo",
+    "read_layer",
+    "read_system",
+    "write_layer",
+    "write_system",
 ]
 
 __version__ = "0.1.0"

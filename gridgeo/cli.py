@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -31,9 +32,18 @@ def _table(frame: pd.DataFrame, title: str) -> Table:
     for column in frame.columns:
         table.add_column(str(column), justify="right")
     for index, row in frame.iterrows():
-        cells = [f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in row]
-        table.add_row(str(index), *cells)
+        table.add_row(str(index), *(_cell(v) for v in row))
     return table
+
+
+def _cell(value) -> str:
+    if isinstance(value, float | np.floating):
+        if np.isnan(value):
+            return "—"
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    if isinstance(value, int | np.integer):
+        return f"{value:,}"
+    return str(value)
 
 
 def _print_summary(system) -> None:

@@ -1053,7 +1053,12 @@ def _sniff(items: list[tuple[str, bytes]], shp: Path, fallback: str | None) -> s
 
 # -- codes ---------------------------------------------------------------------------------
 def _codes_as_text(frame: gpd.GeoDataFrame, layer: str, config: GridConfig) -> gpd.GeoDataFrame:
-    """``code`` / ``parent_code`` as text; numeric ones zero-padded to the level's widths."""
+    """``code`` / ``parent_code`` as text; numbers zero-padded to the level's code widths.
+
+    A driver may hand back codes as integers or floats (a DBF numeric field, a
+    GeoJSON number); the leading zeros they lost are restored from the width
+    the level's codes have. Text is left exactly as read.
+    """
     widths = {"code": 0, "parent_code": 0}
     if layer in config.level_names:
         parent = config.parent(layer)
@@ -1061,26 +1066,39 @@ def _codes_as_text(frame: gpd.GeoDataFrame, layer: str, config: GridConfig) -> g
             "code": config.level(layer).code_length,
             "parent_code": parent.code_length if parent else 0,
         }
-    numeric = [
+    columns = [
         column
         for column in widths
-        if column in frame.columns and pd.api.types.is_numeric_dtype(frame[column])
+        if column in frame.columns
+        and (
+            pd.api.types.is_numeric_dtype(frame[column])
+            or pd.api.types.is_object_dtype(frame[column])
+        )
     ]
-    if not numeric:
+    if not columns:
         return frame
     frame = frame.copy()
-    for column in numeric:
-        values = frame[column]
-        if pd.api.types.is_float_dtype(values):
-            whole = values.dropna()
-            if not (whole == whole.round()).all():
-                continue  # not codes at all; let the code checks report them
-            values = values.astype("Int64")
-        text = values.astype("string")
-        if widths[column]:
-            text = text.str.zfill(widths[column])
-        frame[column] = text.astype(object).where(text.notna(), None)
+    for column in columns:
+        width = widths[column]
+        frame[column] = frame[column].astype(object).map(lambda v, w=width: _code_text(v, w))
     return frame
+
+
+def _code_text(value: object, width: int) -> object:
+    """A numeric code as zero-padded text; anything else unchanged (NaN → ``None``)."""
+    if isinstance(value, bool | np.bool_):
+        return value
+    if isinstance(value, int | np.integer):
+        text = str(int(value))
+    elif isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return None
+        if not float(value).is_integer():
+            return value  # not a code at all; the code checks report it
+        text = str(int(value))
+    else:
+        return value
+    return text.zfill(width) if width else text
 
 
 # -- atomic writes --------------------------------------------------------------------------

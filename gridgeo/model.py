@@ -242,8 +242,10 @@ class GridSystem:
                     row[column] = int(frame[column].sum())
             rows.append(row)
         out = pd.DataFrame(rows).set_index("level")
-        if {"workers", "households"} <= set(out.columns):
-            out["households_per_worker"] = out["households"] / out["workers"]
+        if "workers" in out:
+            out["workers_each"] = out["workers"] / out["count"]
+            if "households" in out:
+                out["households_per_worker"] = out["households"] / out["workers"]
         return out
 
 

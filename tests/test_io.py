@@ -452,3 +452,13 @@ def test_random_names_round_trip(names: list[str]) -> None:
         assert read_layer(shp)["name"].tolist() == names
         gpkg = write_layer(town, Path(folder) / "town.gpkg")
         assert read_layer(gpkg)["name"].tolist() == names
+
+
+def test_chinese_field_names_alone_reveal_gbk(tmp_path: Path) -> None:
+    frame = _layer([{"code": "1", "name": "a", "网格员姓名": "Zhang"}], [(0, 0, 1, 1)])
+    with pytest.raises(SchemaError, match="15 bytes"):  # 5 characters are 15 bytes in UTF-8
+        write_layer(frame, tmp_path / "x.shp")
+    shp = write_layer(frame, tmp_path / "x.shp", encoding="GBK")  # 10 bytes in GBK
+    shp.with_suffix(".cpg").unlink()
+    assert detect_encoding(shp) == "GBK"
+    assert list(read_layer(shp).columns) == ["code", "name", "网格员姓名", "geometry"]
