@@ -48,7 +48,9 @@ def _cell(value) -> str:
 
 def _print_summary(system) -> None:
     summary = system.summary()
-    console.print(_table(summary, f"{system.config.root_name} {system.config.root_code} — {system.origin}"))
+    console.print(
+        _table(summary, f"{system.config.root_name} {system.config.root_code} — {system.origin}")
+    )
     if "town" in system.levels and "workers" in system["town"]:
         towns = system["town"].set_index("code")[["name", "households", "residents", "workers"]]
         grids = system["grid"].groupby("parent_code").size().rename("grids")
@@ -109,8 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the main job end to end on the embedded banner dataset")
     p.add_argument("--out", default="outputs", help="folder for the outputs (default: outputs)")
-    p.add_argument("--data-dir", default=None, help="demo data folder (default: the package's data/)")
-    p.add_argument("--regenerate", action="store_true", help="regenerate the committed demo data first")
+    p.add_argument(
+        "--data-dir", default=None, help="demo data folder (default: the package's data/)"
+    )
+    p.add_argument(
+        "--regenerate", action="store_true", help="regenerate the committed demo data first"
+    )
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("info", help="load a grid system and print its summary")

@@ -10,7 +10,6 @@ children, so a compact parent reads like a page.
 
 from __future__ import annotations
 
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -46,9 +45,7 @@ def reading_order(points: gpd.GeoSeries, groups: pd.Series) -> np.ndarray:
     return rank
 
 
-def number_children(
-    children: gpd.GeoDataFrame, parent_codes: pd.Series, digits: int
-) -> pd.Series:
+def number_children(children: gpd.GeoDataFrame, parent_codes: pd.Series, digits: int) -> pd.Series:
     """Codes for ``children``: each parent's code plus a ``digits``-wide sequence.
 
     Numbering follows :func:`reading_order` of each child's representative
@@ -76,5 +73,3 @@ def code_width_ok(codes: pd.Series, length: int) -> pd.Series:
     """Boolean mask: ``codes`` that are exactly ``length`` decimal digits."""
     text = codes.astype("string")
     return (text.str.len() == length) & text.str.fullmatch(r"\d+").fillna(False)
-
-

@@ -155,9 +155,7 @@ class GridConfig:
         for level in self.levels:
             if level.name == name:
                 return level
-        raise LayerError(
-            f"unknown level {name!r}: this grid system has levels {self.level_names}"
-        )
+        raise LayerError(f"unknown level {name!r}: this grid system has levels {self.level_names}")
 
     def parent(self, name: str) -> Level | None:
         """The level above ``name`` (``None`` for the root)."""

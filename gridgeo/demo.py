@@ -132,8 +132,8 @@ GACHA_STEMS = (
     "巴音", "乌兰", "哈达图", "敖包", "查干", "宝日", "呼和", "阿拉腾", "额尔登", "图古日格",
 )  # fmt: skip
 NUMERALS = "一二三四五六七八九十"
-SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"  # noqa: E501
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅鑫波斌宇浩凯健俊帆建国志成海燕雪巴特尔乌日娜其木格苏和"  # noqa: E501
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅鑫波斌宇浩凯健俊帆建国志成海燕雪巴特尔乌日娜其木格苏和"
 
 
 # -- outline ------------------------------------------------------------------
@@ -188,7 +188,9 @@ def _mesh(outline, seeds: np.ndarray, kinds: np.ndarray) -> _Mesh:
     extra = parts[~has_seed]
     order = np.argsort(index[has_seed], kind="stable")
     cells = np.r_[parts[has_seed][order], extra]
-    seeds = np.vstack([seeds[index[has_seed]][order], shapely.get_coordinates(shapely.point_on_surface(extra))])
+    seeds = np.vstack(
+        [seeds[index[has_seed]][order], shapely.get_coordinates(shapely.point_on_surface(extra))]
+    )
     kinds = np.r_[kinds[index[has_seed]][order], np.full(len(extra), "bg")]
     # GEOS cleans the cut cells into an exact coverage (identical shared
     # vertices, no slivers), so every union of cells is a valid coverage.
@@ -297,7 +299,7 @@ def generate(seed: int = SEED) -> DemoData:
     n_rural = TOTAL_GRIDS - n_urban - len(DEDICATED)
 
     # Natural villages, denser on the Hetao plain in the south.
-    minx, miny, maxx, maxy = outline.bounds
+    miny = outline.bounds[1]
     cand = _sample_in(outline, n_rural * 12, rng)
     keep_p = np.exp(-(cand[:, 1] - miny) / 35_000.0) + 0.25
     far = np.min(np.hypot(*(cand[:, None, :] - seat_xy[None, :, :]).transpose(2, 0, 1)), axis=1)
@@ -318,11 +320,18 @@ def generate(seed: int = SEED) -> DemoData:
         raise RuntimeError("could not place the natural villages")
 
     sites = np.array(
-        [seat_xy[[t.code for t in TOWNS].index(c)] + [dx * 1000, dy * 1000] for c, _, dx, dy in DEDICATED]
+        [
+            seat_xy[[t.code for t in TOWNS].index(c)] + [dx * 1000, dy * 1000]
+            for c, _, dx, dy in DEDICATED
+        ]
     )
 
     seeds = [seat_xy, villages, sites]
-    kinds = [np.array([f"seat:{t.code}" for t in TOWNS]), np.full(n_rural, "village"), np.full(len(sites), "site")]
+    kinds = [
+        np.array([f"seat:{t.code}" for t in TOWNS]),
+        np.full(n_rural, "village"),
+        np.full(len(sites), "site"),
+    ]
     seeds.append(_sample_in(outline, 5_000, rng))
     kinds.append(np.full(5_000, "bg"))
     for v in villages:
@@ -355,12 +364,23 @@ def generate(seed: int = SEED) -> DemoData:
         members = np.flatnonzero(town_of == ti)
         pool = members[(mesh.kind[members] == f"urban:{town.code}")]
         pool = pool[np.argsort(np.hypot(*(mesh.seeds[pool] - seat_xy[ti]).T))]
-        urban = np.r_[ti, rng.choice(pool[: max(len(pool) * 2 // 3, town.urban_grids)], town.urban_grids - 1, replace=False)]
+        urban = np.r_[
+            ti,
+            rng.choice(
+                pool[: max(len(pool) * 2 // 3, town.urban_grids)],
+                town.urban_grids - 1,
+                replace=False,
+            ),
+        ]
         rural = village_ids[town_of[village_ids] == ti]
         dedicated = site_ids[town_of[site_ids] == ti]
         sources = np.r_[urban, rural, dedicated]
-        kinds_here = ["urban"] * len(urban) + ["rural"] * len(rural) + ["dedicated"] * len(dedicated)
-        offsets = np.r_[np.zeros(len(urban)), np.full(len(rural), 1500.0), np.full(len(dedicated), 400.0)]
+        kinds_here = (
+            ["urban"] * len(urban) + ["rural"] * len(rural) + ["dedicated"] * len(dedicated)
+        )
+        offsets = np.r_[
+            np.zeros(len(urban)), np.full(len(rural), 1500.0), np.full(len(dedicated), 400.0)
+        ]
         labels = _grow(mesh.graph, members, sources, offsets)
         for k, (src, kind) in enumerate(zip(sources, kinds_here, strict=True)):
             grid_rows.append({"town": ti, "kind": kind, "source": src})
@@ -396,7 +416,10 @@ def generate(seed: int = SEED) -> DemoData:
     micro_rows = []
     for gi in np.flatnonzero(micro_n >= 2):
         members = np.flatnonzero(grid_of == gi)
-        src = np.r_[grids.loc[gi, "source"], rng.choice(members[members != grids.loc[gi, "source"]], micro_n[gi] - 1, replace=False)]
+        src = np.r_[
+            grids.loc[gi, "source"],
+            rng.choice(members[members != grids.loc[gi, "source"]], micro_n[gi] - 1, replace=False),
+        ]
         labels = _grow(mesh.graph, members, src)
         for k in range(len(src)):
             micro_rows.append({"grid": gi})
@@ -424,11 +447,15 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
         geometry=_union(mesh.cells, town_of).sort_index().to_numpy(),
         crs=crs,
     )
-    g = gpd.GeoDataFrame(grids, geometry=_union(mesh.cells, grid_of).sort_index().to_numpy(), crs=crs)
+    g = gpd.GeoDataFrame(
+        grids, geometry=_union(mesh.cells, grid_of).sort_index().to_numpy(), crs=crs
+    )
     g["parent_code"] = towns["code"].to_numpy()[g["town"]]
     g["code"] = number_children(g, g["parent_code"], 3)
     g["grid_type"] = np.where(g["kind"] == "dedicated", "dedicated", "comprehensive")
-    g["settlement"] = np.where(g["kind"] == "urban", "urban", np.where(g["kind"] == "rural", "rural", "institution"))
+    g["settlement"] = np.where(
+        g["kind"] == "urban", "urban", np.where(g["kind"] == "rural", "rural", "institution")
+    )
     g["leader"] = _fake_names(rng, len(g))
     g["name"] = ""
     g["community"] = ""
@@ -439,10 +466,16 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
         urb = g[here & (g["kind"] == "urban")]
         if len(urb):
             c = urb.geometry.representative_point()
-            seat = shapely.get_coordinates(gpd.GeoSeries(shapely.points([(town.lon, town.lat)]), crs=BANNER.storage_crs).to_crs(crs).to_numpy())[0]
+            seat = shapely.get_coordinates(
+                gpd.GeoSeries(shapely.points([(town.lon, town.lat)]), crs=BANNER.storage_crs)
+                .to_crs(crs)
+                .to_numpy()
+            )[0]
             bearing = np.arctan2(c.y - seat[1], c.x - seat[0])
             names = COMMUNITY_NAMES if town.communities > 1 else (f"{short}社区",)
-            group = np.minimum((np.argsort(np.argsort(bearing)) * len(names)) // len(urb), len(names) - 1)
+            group = np.minimum(
+                (np.argsort(np.argsort(bearing)) * len(names)) // len(urb), len(names) - 1
+            )
             comm = np.asarray(names)[group]
             seq = pd.Series(urb["code"].to_numpy()).groupby(comm).rank().astype(int).to_numpy()
             g.loc[urb.index, "community"] = comm
@@ -455,7 +488,11 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
             stems = GACHA_STEMS if town.code.endswith(("200", "201")) else VILLAGE_STEMS
             offset = int(rng.integers(len(stems)))
             vnames = [
-                ("复胜村" if town.code == "150823104" and k == 0 else f"{stems[(offset + k) % len(stems)]}{'嘎查' if stems is GACHA_STEMS else '村'}")
+                (
+                    "复胜村"
+                    if town.code == "150823104" and k == 0
+                    else f"{stems[(offset + k) % len(stems)]}{'嘎查' if stems is GACHA_STEMS else '村'}"
+                )
                 for k in range(nv)
             ]
             order = np.argsort(np.arctan2(c.y - c.y.mean(), c.x - c.x.mean()))
@@ -464,7 +501,10 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
             comm = np.asarray(vnames)[group]
             seq = pd.Series(rur["code"].to_numpy()).groupby(comm).rank().astype(int).to_numpy()
             g.loc[rur.index, "community"] = comm
-            g.loc[rur.index, "name"] = [f"{v}{NUMERALS[s - 1] if s <= 10 else s}组网格" for v, s in zip(comm, seq, strict=True)]
+            g.loc[rur.index, "name"] = [
+                f"{v}{NUMERALS[s - 1] if s <= 10 else s}组网格"
+                for v, s in zip(comm, seq, strict=True)
+            ]
     ded = g["kind"] == "dedicated"
     # Dedicated grids were created in DEDICATED order within each town.
     by_town = {t.code: [n for c, n, _, _ in DEDICATED if c == t.code] for t in TOWNS}
@@ -476,11 +516,20 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
     # General grids (总网格, 15) and basic grids (基础网格, 200) group whole dual grids.
     g["general_grid"], g["basic_grid"] = _groupings(g)
 
-    m = gpd.GeoDataFrame(micros, geometry=_union(mesh.cells, micro_of).drop(-1, errors="ignore").sort_index().to_numpy(), crs=crs)
+    m = gpd.GeoDataFrame(
+        micros,
+        geometry=_union(mesh.cells, micro_of).drop(-1, errors="ignore").sort_index().to_numpy(),
+        crs=crs,
+    )
     m["parent_code"] = g["code"].to_numpy()[m["grid"]]
     m["code"] = number_children(m, m["parent_code"], 3)
     parent_name = g.set_index("code")["name"]
-    m["name"] = parent_name.reindex(m["parent_code"]).to_numpy() + "第" + m["code"].str[-3:].str.lstrip("0") + "微网格"
+    m["name"] = (
+        parent_name.reindex(m["parent_code"]).to_numpy()
+        + "第"
+        + m["code"].str[-3:].str.lstrip("0")
+        + "微网格"
+    )
     m["leader"] = _fake_names(rng, len(m))
     # Split each refined grid's households over its micro-grids by area.
     m["households"] = 0
@@ -502,7 +551,21 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
     grid_codes = g["code"].to_numpy()
     g = g.sort_values("code").reset_index(drop=True)
     m = m.sort_values("code").reset_index(drop=True)
-    cols_g = ["code", "name", "parent_code", "community", "grid_type", "settlement", "leader", "workers", "households", "residents", "general_grid", "basic_grid", "geometry"]
+    cols_g = [
+        "code",
+        "name",
+        "parent_code",
+        "community",
+        "grid_type",
+        "settlement",
+        "leader",
+        "workers",
+        "households",
+        "residents",
+        "general_grid",
+        "basic_grid",
+        "geometry",
+    ]
     cols_m = ["code", "name", "parent_code", "leader", "households", "residents", "geometry"]
     out = {
         "banner": banner,
@@ -615,7 +678,9 @@ def _source_layers(mesh, grid_of, grid_codes, frames, rng):
     party_frame = gpd.GeoDataFrame(
         {
             "code": grid_codes[pg.index],
-            "name": grid.loc[grid_codes[pg.index], "name"].str.replace("网格", "党建网格").to_numpy(),
+            "name": grid.loc[grid_codes[pg.index], "name"]
+            .str.replace("网格", "党建网格")
+            .to_numpy(),
             "parent_code": grid.loc[grid_codes[pg.index], "parent_code"].to_numpy(),
         },
         geometry=_digitising_noise(pg.to_numpy(), 0.7),
@@ -637,11 +702,15 @@ def _source_layers(mesh, grid_of, grid_codes, frames, rng):
             continue
         cells = np.flatnonzero(sanit == a)
         nb = [b for b in np.unique(sanit[graph[cells].indices]) if b != a and b in pool]
-        nb = [b for b in nb if grid_codes[b] not in moved and grid_codes[b][:9] == grid_codes[a][:9]]
+        nb = [
+            b for b in nb if grid_codes[b] not in moved and grid_codes[b][:9] == grid_codes[a][:9]
+        ]
         if not nb:
             continue
         b = nb[0]
-        truth.append(("sanitation_grid", "merged", grid_codes[a], grid_codes[b], np.flatnonzero(sanit == b)))
+        truth.append(
+            ("sanitation_grid", "merged", grid_codes[a], grid_codes[b], np.flatnonzero(sanit == b))
+        )
         sanit[sanit == b] = a
         moved |= {grid_codes[a], grid_codes[b]}
         merges += 1
@@ -654,7 +723,9 @@ def _source_layers(mesh, grid_of, grid_codes, frames, rng):
     sanit_frame["code"] = number_children(sanit_frame, sanit_frame["parent_code"], 3)
     town_name = frames["town"].set_index("code")["name"]
     sanit_frame["name"] = (
-        town_name.reindex(sanit_frame["parent_code"]).to_numpy() + "卫生网格" + sanit_frame["code"].str[-3:]
+        town_name.reindex(sanit_frame["parent_code"]).to_numpy()
+        + "卫生网格"
+        + sanit_frame["code"].str[-3:]
     )
     # Which sanitation code each dual label ended up in (for the truth file).
     sanit_code = pd.Series(sanit_frame["code"].to_numpy(), index=sg.index)
@@ -667,11 +738,20 @@ def _source_layers(mesh, grid_of, grid_codes, frames, rng):
         else:
             source = a
         rows.append(
-            {"layer": layer, "kind": what, "dual_from": a, "dual_to": b, "source_code": source, "geometry": geom}
+            {
+                "layer": layer,
+                "kind": what,
+                "dual_from": a,
+                "dual_to": b,
+                "source_code": source,
+                "geometry": geom,
+            }
         )
     truth_frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).to_crs(BANNER.storage_crs)
     sources = {
-        "party_grid": party_frame[["code", "name", "parent_code", "geometry"]].to_crs(BANNER.storage_crs),
+        "party_grid": party_frame[["code", "name", "parent_code", "geometry"]].to_crs(
+            BANNER.storage_crs
+        ),
         "sanitation_grid": sanit_frame[["code", "name", "parent_code", "geometry"]]
         .sort_values("code")
         .reset_index(drop=True)
@@ -707,7 +787,16 @@ def _dirty(system: GridSystem, rng) -> tuple[GridSystem, gpd.GeoDataFrame]:
 
     def record(kind, level, codes, geom, detail):
         town = codes[0][:9]
-        truth.append({"kind": kind, "level": level, "codes": ",".join(codes), "town": town, "detail": detail, "geometry": geom})
+        truth.append(
+            {
+                "kind": kind,
+                "level": level,
+                "codes": ",".join(codes),
+                "town": town,
+                "detail": detail,
+                "geometry": geom,
+            }
+        )
 
     def pick_pair(cross_town: bool = False):
         """Two neighbouring unrefined rural grids in a town not used yet."""
@@ -726,7 +815,9 @@ def _dirty(system: GridSystem, rng) -> tuple[GridSystem, gpd.GeoDataFrame]:
                 shared = shapely.line_merge(g.geometry.intersection(n.geometry))
                 if shared.length < 600 or shared.geom_type != "LineString":
                     continue
-                if not cross_town and shared.intersects(towns.loc[g["parent_code"]].geometry.boundary):
+                if not cross_town and shared.intersects(
+                    towns.loc[g["parent_code"]].geometry.boundary
+                ):
                     continue
                 used_towns.add(g["parent_code"])
                 used_towns.add(n["parent_code"])
@@ -742,7 +833,13 @@ def _dirty(system: GridSystem, rng) -> tuple[GridSystem, gpd.GeoDataFrame]:
     gap = disc.intersection(grid.loc[a].geometry.union(grid.loc[b].geometry))
     set_geom(a, grid.loc[a].geometry.difference(disc))
     set_geom(b, grid.loc[b].geometry.difference(disc))
-    record("gap", "grid", [grid.loc[a, "code"], grid.loc[b, "code"]], gap, "40 m hole between two grids")
+    record(
+        "gap",
+        "grid",
+        [grid.loc[a, "code"], grid.loc[b, "code"]],
+        gap,
+        "40 m hole between two grids",
+    )
 
     # 2. A gap open to the town's (and banner's) outer edge.
     for i in rng.permutation(plain.index.to_numpy()):
@@ -763,19 +860,33 @@ def _dirty(system: GridSystem, rng) -> tuple[GridSystem, gpd.GeoDataFrame]:
     a, b, shared = pick_pair()
     piece = shared.buffer(15).intersection(grid.loc[b].geometry)
     set_geom(a, grid.loc[a].geometry.union(piece))
-    record("overlap", "grid", [grid.loc[a, "code"], grid.loc[b, "code"]], piece, "15 m overlap along a shared edge")
+    record(
+        "overlap",
+        "grid",
+        [grid.loc[a, "code"], grid.loc[b, "code"]],
+        piece,
+        "15 m overlap along a shared edge",
+    )
 
     # 4. A sliver gap 0.4 m wide along a shared edge.
     a, b, shared = pick_pair()
     before = grid.loc[a].geometry
     set_geom(a, before.difference(grid.loc[b].geometry.buffer(0.4, quad_segs=2)))
-    record("sliver", "grid", [grid.loc[a, "code"], grid.loc[b, "code"]], before.difference(grid.loc[a].geometry), "gap 0.4 m wide")
+    record(
+        "sliver",
+        "grid",
+        [grid.loc[a, "code"], grid.loc[b, "code"]],
+        before.difference(grid.loc[a].geometry),
+        "gap 0.4 m wide",
+    )
 
     # 5. A sliver overlap 0.5 m wide.
     a, b, shared = pick_pair()
     piece = grid.loc[a].geometry.intersection(shared.buffer(0.5, quad_segs=2))
     set_geom(b, grid.loc[b].geometry.union(piece))
-    record("sliver", "grid", [grid.loc[b, "code"], grid.loc[a, "code"]], piece, "overlap 0.5 m wide")
+    record(
+        "sliver", "grid", [grid.loc[b, "code"], grid.loc[a, "code"]], piece, "overlap 0.5 m wide"
+    )
 
     # 6. A grid crossing its town boundary into the next town.
     a, b, shared = pick_pair(cross_town=True)
@@ -783,23 +894,47 @@ def _dirty(system: GridSystem, rng) -> tuple[GridSystem, gpd.GeoDataFrame]:
     disc = shared.interpolate(0.5, normalized=True).buffer(80)
     outside = disc.intersection(other_town)
     set_geom(a, grid.loc[a].geometry.union(outside))
-    record("outside_parent", "grid", [grid.loc[a, "code"]], outside, "grid drawn 80 m into the neighbouring town")
+    record(
+        "outside_parent",
+        "grid",
+        [grid.loc[a, "code"]],
+        outside,
+        "grid drawn 80 m into the neighbouring town",
+    )
     for j in tree.query(outside, predicate="intersects"):
         hit = grid.iloc[j]
         if hit["code"] != grid.loc[a, "code"]:
             piece = outside.intersection(metric["grid"].geometry.iloc[j])
             if piece.area > 1:
-                record("overlap", "grid", [grid.loc[a, "code"], hit["code"]], piece, "overlap caused by the crossing grid")
+                record(
+                    "overlap",
+                    "grid",
+                    [grid.loc[a, "code"], hit["code"]],
+                    piece,
+                    "overlap caused by the crossing grid",
+                )
 
     # 7. Self-intersecting polygons: digitising spikes in a grid and a micro-grid.
     a, _, _ = pick_pair()
     g = grid.loc[a].geometry
     set_geom(a, _spike(g))
-    record("invalid_geometry", "grid", [grid.loc[a, "code"]], shapely.Point(g.exterior.coords[len(g.exterior.coords) // 2]), "Ring Self-intersection (spike)")
+    record(
+        "invalid_geometry",
+        "grid",
+        [grid.loc[a, "code"]],
+        shapely.Point(g.exterior.coords[len(g.exterior.coords) // 2]),
+        "Ring Self-intersection (spike)",
+    )
     k = int(rng.integers(len(micro)))
     mg = micro.geometry.iloc[k]
     micro.loc[micro.index[k], "geometry"] = _spike(mg)
-    record("invalid_geometry", "micro_grid", [micro["code"].iloc[k]], shapely.Point(mg.exterior.coords[len(mg.exterior.coords) // 2]), "Ring Self-intersection (spike)")
+    record(
+        "invalid_geometry",
+        "micro_grid",
+        [micro["code"].iloc[k]],
+        shapely.Point(mg.exterior.coords[len(mg.exterior.coords) // 2]),
+        "Ring Self-intersection (spike)",
+    )
 
     # 8. A duplicate code: an unrefined grid takes its neighbour's code.
     a, b, _ = pick_pair()
@@ -821,17 +956,23 @@ def _dirty(system: GridSystem, rng) -> tuple[GridSystem, gpd.GeoDataFrame]:
         "residents": 0,
         "geometry": square,
     }
-    micro = pd.concat([micro, gpd.GeoDataFrame([orphan], geometry="geometry", crs=micro.crs)], ignore_index=True)
+    micro = pd.concat(
+        [micro, gpd.GeoDataFrame([orphan], geometry="geometry", crs=micro.crs)], ignore_index=True
+    )
     record("orphan", "micro_grid", [orphan["code"]], square, f"parent grid {parent} does not exist")
 
     layers = {
         "banner": system["banner"],
         "town": system["town"],
         "grid": grid.to_crs(BANNER.storage_crs),
-        "micro_grid": gpd.GeoDataFrame(micro, geometry="geometry", crs=metric.crs).to_crs(BANNER.storage_crs),
+        "micro_grid": gpd.GeoDataFrame(micro, geometry="geometry", crs=metric.crs).to_crs(
+            BANNER.storage_crs
+        ),
     }
     dirty = GridSystem.from_layers(layers, strict=False, origin="gridgeo.demo (dirty)")
-    truth_frame = gpd.GeoDataFrame(truth, geometry="geometry", crs=metric.crs).to_crs(BANNER.storage_crs)
+    truth_frame = gpd.GeoDataFrame(truth, geometry="geometry", crs=metric.crs).to_crs(
+        BANNER.storage_crs
+    )
     return dirty, truth_frame
 
 
@@ -853,7 +994,16 @@ INCIDENT_CLASSES: tuple[tuple[str, str, str, str], ...] = (
     ("事件", "突发事件", "火灾隐患", "{place}楼道堆放易燃物，有火灾隐患"),
     ("事件", "突发事件", "邻里纠纷", "{place}邻里纠纷需调解"),
 )
-PLACES = ("小区门口", "楼道内", "巷道口", "村委会旁", "主街东侧", "菜市场附近", "学校门口", "村道边")
+PLACES = (
+    "小区门口",
+    "楼道内",
+    "巷道口",
+    "村委会旁",
+    "主街东侧",
+    "菜市场附近",
+    "学校门口",
+    "村道边",
+)
 STATUSES = ("reported", "dispatched", "handled", "closed", "overdue")
 AS_OF = pd.Timestamp("2026-11-30 23:59")  # the demo year ends here, whatever today is
 
@@ -887,7 +1037,9 @@ def _id_numbers(rng, n: int) -> np.ndarray:
     return np.char.add(body, check)
 
 
-def households(system: GridSystem | None = None, seed: int = SEED, progress: bool = False) -> gpd.GeoDataFrame:
+def households(
+    system: GridSystem | None = None, seed: int = SEED, progress: bool = False
+) -> gpd.GeoDataFrame:
     """About 100,000 synthetic households, one point each, in the storage CRS.
 
     Each grid (or micro-grid where refined) receives exactly the households
@@ -925,7 +1077,9 @@ def households(system: GridSystem | None = None, seed: int = SEED, progress: boo
     rng = np.random.default_rng(seed)
     n = sum(len(x) for x in xs)
     phones = np.char.add(
-        np.char.add("1", rng.choice(["35", "36", "38", "39", "50", "52", "58", "77", "86", "89"], n)),
+        np.char.add(
+            "1", rng.choice(["35", "36", "38", "39", "50", "52", "58", "77", "86", "89"], n)
+        ),
         np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8),
     )
     frame = gpd.GeoDataFrame(
@@ -963,7 +1117,7 @@ def incidents(
     system = system or load_demo()
     homes = households(system, seed) if homes is None else homes
     rng = np.random.default_rng([seed, 2])
-    n = int(round(rate * homes["size"].sum()))
+    n = round(float(rate * homes["size"].sum()))
     pick = rng.choice(len(homes), n, p=homes["size"].to_numpy() / homes["size"].sum())
     base = homes.iloc[pick].to_crs(metric_crs())
     xy = shapely.get_coordinates(base.geometry.to_numpy()) + rng.normal(0, 15, (n, 2))
@@ -979,10 +1133,12 @@ def incidents(
     closed_p = np.clip(age / limit, 0, 1) * 0.97
     status = np.where(u < closed_p, "closed", "").astype(object)
     open_ = status == ""
-    late = open_ & (AS_OF > deadline)
+    late = open_ & (deadline < AS_OF)
     status[late] = "overdue"
     fresh = open_ & ~late
-    status[fresh] = rng.choice(["reported", "dispatched", "handled"], fresh.sum(), p=[0.3, 0.4, 0.3])
+    status[fresh] = rng.choice(
+        ["reported", "dispatched", "handled"], fresh.sum(), p=[0.3, 0.4, 0.3]
+    )
     place = rng.choice(PLACES, n)
     description = [t.format(place=p) for t, p in zip(table[kinds, 3], place, strict=True)]
     frame = gpd.GeoDataFrame(
@@ -999,7 +1155,9 @@ def incidents(
         crs=metric_crs(),
     )
     frame = frame.sort_values("reported_at", kind="stable").reset_index(drop=True)
-    frame.insert(0, "incident_id", np.char.add("E", np.char.zfill(np.arange(1, n + 1).astype(str), 6)))
+    frame.insert(
+        0, "incident_id", np.char.add("E", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
+    )
     return frame.to_crs(system.crs)
 
 

@@ -189,7 +189,7 @@ def read_system(
 
     Example
     -------
-    >>> system = read_system("data/shapefiles/banner")  # doctest: +SKIP
+    >>> system = read_system("data/shapefiles")  # doctest: +SKIP
     >>> system.counts()  # doctest: +SKIP
     {'banner': 1, 'town': 11, 'grid': 662, 'micro_grid': 897}
     """
@@ -268,7 +268,7 @@ def read_layer(
 
     Example
     -------
-    >>> town = read_layer("data/shapefiles/banner/town.shp")  # doctest: +SKIP
+    >>> town = read_layer("data/shapefiles/town.shp")  # doctest: +SKIP
     >>> town.loc[0, ["code", "name"]].tolist()  # doctest: +SKIP
     ['150823100', '乌拉山镇']
     """
@@ -437,7 +437,11 @@ def write_system(
     """
     path = Path(path)
     kind = _system_format(path, format)
-    if kind != "shapefile":
+    if kind == "shapefile":
+        encoding = _canonical_encoding(
+            encoding, f"{path}: unknown encoding {encoding!r}; use e.g. 'UTF-8' or 'GBK'"
+        )
+    else:
         _no_encoding_outside_shapefiles(encoding, kind, path)
     layers = {**system.levels, **system.sources}
     for name in layers:
@@ -540,7 +544,11 @@ def write_layer(
             f"{path}: the layer to write has no coordinate reference system. Set one "
             "first, e.g. frame.set_crs('EPSG:4490') for CGCS2000 longitude/latitude."
         )
-    if kind != "shapefile":
+    if kind == "shapefile":
+        encoding = _canonical_encoding(
+            encoding, f"{path}: unknown encoding {encoding!r}; use e.g. 'UTF-8' or 'GBK'"
+        )
+    else:
         _no_encoding_outside_shapefiles(encoding, kind, path)
     _require_parent(path)
     if path.is_dir():
@@ -588,7 +596,13 @@ def _write_frame(
         options["promote_to_multi"] = False  # keep Polygon and MultiPolygon as they are
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pyogrio.write_dataframe(frame, path, layer=layer, driver=_DRIVERS[kind], **options)
+        pyogrio.write_dataframe(
+            frame,
+            path,
+            layer=layer if kind == "gpkg" else None,  # other formats: the file is the layer
+            driver=_DRIVERS[kind],
+            **options,
+        )
     for warning in caught:
         text = str(warning.message)
         if "converted correctly" in text:

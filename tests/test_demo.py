@@ -207,7 +207,9 @@ def test_gaps_include_one_open_to_the_town_edge(truth, metric):
     gaps = truth[truth["kind"] == "gap"]
     edges = metric["town"].set_index("code").boundary
     # Within float dust of the edge (a reprojection round trip moves it by nanometres).
-    touching = [g.distance(edges[t]) < 1e-3 for g, t in zip(gaps.geometry, gaps["town"], strict=True)]
+    touching = [
+        g.distance(edges[t]) < 1e-3 for g, t in zip(gaps.geometry, gaps["town"], strict=True)
+    ]
     assert sorted(touching) == [False, True]
 
 
@@ -227,12 +229,18 @@ def test_dual_truth_matches_the_source_layers(metric):
     dual = metric["grid"].set_index("code")
     for row in truth[truth["layer"] == "party_grid"].itertuples():
         # The block belongs to dual_from in the dual grid, to dual_to in the party layer.
-        share_dual = row.geometry.intersection(dual.geometry[row.dual_from]).area / row.geometry.area
-        share_party = row.geometry.intersection(party.geometry[row.dual_to]).area / row.geometry.area
+        share_dual = (
+            row.geometry.intersection(dual.geometry[row.dual_from]).area / row.geometry.area
+        )
+        share_party = (
+            row.geometry.intersection(party.geometry[row.dual_to]).area / row.geometry.area
+        )
         assert share_dual > 0.99 and share_party > 0.95
     # Digitising noise: shared boundaries differ by metres, not more.
-    common = party.index.intersection(dual.index).difference(truth["dual_from"]).difference(
-        truth["dual_to"]
+    common = (
+        party.index.intersection(dual.index)
+        .difference(truth["dual_from"])
+        .difference(truth["dual_to"])
     )
     haus = party.geometry[common].hausdorff_distance(dual.geometry[common], align=True)
     assert 0.1 < haus.median() < 5.0 and haus.max() < 6.0

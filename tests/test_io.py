@@ -425,6 +425,24 @@ def test_cpg_that_does_not_fit_the_bytes_is_an_encoding_error(
     assert detect_encoding(shp) == "GBK"
 
 
+def test_chinese_field_names_alone_reveal_gbk(tmp_path: Path) -> None:
+    frame = _layer([{"code": "1", "name": "a", "网格员姓名": "Zhang"}], [(0, 0, 1, 1)])
+    with pytest.raises(SchemaError, match="15 bytes"):  # 5 characters are 15 bytes in UTF-8
+        write_layer(frame, tmp_path / "x.shp")
+    shp = write_layer(frame, tmp_path / "x.shp", encoding="GBK")  # 10 bytes in GBK
+    shp.with_suffix(".cpg").unlink()
+    assert detect_encoding(shp) == "GBK"
+    assert list(read_layer(shp).columns) == ["code", "name", "网格员姓名", "geometry"]
+
+
+def test_encoding_names_are_normalised(tmp_path: Path, system: GridSystem) -> None:
+    shp = write_layer(system["town"], tmp_path / "town.shp", "whatever", encoding="cp936")
+    assert shp.with_suffix(".cpg").read_text().strip() == "GBK"
+    assert read_layer(shp, encoding="936")["name"].tolist() == ["乌拉山镇", "白彦花镇"]
+    with pytest.raises(EncodingError, match="KLINGON"):
+        write_layer(system["town"], tmp_path / "town.shp", encoding="KLINGON")
+
+
 # -- property ---------------------------------------------------------------------------
 _NAMES = st.text(
     alphabet=st.one_of(
@@ -452,13 +470,3 @@ def test_random_names_round_trip(names: list[str]) -> None:
         assert read_layer(shp)["name"].tolist() == names
         gpkg = write_layer(town, Path(folder) / "town.gpkg")
         assert read_layer(gpkg)["name"].tolist() == names
-
-
-def test_chinese_field_names_alone_reveal_gbk(tmp_path: Path) -> None:
-    frame = _layer([{"code": "1", "name": "a", "网格员姓名": "Zhang"}], [(0, 0, 1, 1)])
-    with pytest.raises(SchemaError, match="15 bytes"):  # 5 characters are 15 bytes in UTF-8
-        write_layer(frame, tmp_path / "x.shp")
-    shp = write_layer(frame, tmp_path / "x.shp", encoding="GBK")  # 10 bytes in GBK
-    shp.with_suffix(".cpg").unlink()
-    assert detect_encoding(shp) == "GBK"
-    assert list(read_layer(shp).columns) == ["code", "name", "网格员姓名", "geometry"]

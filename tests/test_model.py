@@ -100,7 +100,11 @@ def test_number_children_refuses_overflow():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=40, unique=True))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=40, unique=True
+    )
+)
 def test_reading_order_is_a_permutation_independent_of_row_order(points):
     from shapely import points as make_points
 
