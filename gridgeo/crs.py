@@ -38,9 +38,16 @@ def require_crs(frame: gpd.GeoDataFrame, what: str) -> CRS:
             "a .prj file beside the Shapefile."
         )
     try:
-        return CRS.from_user_input(frame.crs)
+        crs = CRS.from_user_input(frame.crs)
     except CRSError as exc:  # pragma: no cover - geopandas already parsed it
         raise CrsError(f"{what} has an unknown CRS {frame.crs!r}: {exc}") from exc
+    if not (crs.is_geographic or crs.is_projected):
+        raise CrsError(
+            f"{what} has a CRS that is not tied to the earth ({crs.name!r}), so gridgeo "
+            "cannot place it. Give the layer its real CRS, e.g. CGCS2000 (EPSG:4490) or "
+            "CGCS2000 / 3-degree Gauss-Kruger CM 108E (EPSG:4545)."
+        )
+    return crs
 
 
 def to_metric(frame: gpd.GeoDataFrame, config: GridConfig = BANNER) -> gpd.GeoDataFrame:

@@ -56,6 +56,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 from pyogrio.errors import DataLayerError, DataSourceError
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from gridgeo.config import BANNER, GridConfig
 from gridgeo.errors import CrsError, DataFileError, EncodingError, LayerError, SchemaError
@@ -747,10 +749,25 @@ def _read_ogr(
     try:
         return pyogrio.read_dataframe(path, **options)
     except (DataSourceError, DataLayerError) as exc:
+        prj = path.with_suffix(".prj")
+        if path.suffix.lower() == ".shp" and prj.exists() and not _crs_parses(prj):
+            raise CrsError(
+                f"{prj}: unknown coordinate reference system ({exc}). Replace it with a "
+                "valid .prj, e.g. CGCS2000 (EPSG:4490), or delete it and set the CRS in "
+                "Python with frame.set_crs(...)."
+            ) from exc
         raise DataFileError(
             f"{where}: cannot read it ({exc}). Check that the file is complete and "
             "not open for writing in another program."
         ) from exc
+
+
+def _crs_parses(prj: Path) -> bool:
+    try:
+        CRS.from_wkt(prj.read_text(encoding="utf-8", errors="replace"))
+    except CRSError:
+        return False
+    return True
 
 
 def _no_crs_message(path: Path, where: str, kind: str) -> str:

@@ -470,3 +470,20 @@ def test_random_names_round_trip(names: list[str]) -> None:
         assert read_layer(shp)["name"].tolist() == names
         gpkg = write_layer(town, Path(folder) / "town.gpkg")
         assert read_layer(gpkg)["name"].tolist() == names
+
+
+@pytest.mark.parametrize(
+    ("prj", "needle"),
+    [
+        ('GEOGCS["nonsense",FOO]', "unknown coordinate reference system"),
+        ('LOCAL_CS["site grid",UNIT["metre",1]]', "not tied to the earth"),
+    ],
+)
+def test_unknown_crs_is_a_crs_error_naming_the_file(
+    tmp_path: Path, system: GridSystem, prj: str, needle: str
+) -> None:
+    folder = write_system(system, tmp_path / "shp")
+    (folder / "town.prj").write_text(prj, encoding="utf-8")
+    with pytest.raises(CrsError, match=needle) as info:
+        read_system(folder)
+    assert "town" in str(info.value)
