@@ -95,9 +95,7 @@ class CheckReport:
             "by_kind": {k: int(v) for k, v in d["kind"].value_counts().items()},
             "by_level": {k: int(v) for k, v in d["level"].value_counts().items()},
             "by_town": {
-                k: int(v)
-                for k, v in d["town"].str.split(",").explode().value_counts().items()
-                if k
+                k: int(v) for k, v in d["town"].str.split(",").explode().value_counts().items() if k
             },
         }
 
@@ -237,7 +235,9 @@ def _check(
     if parent is not None and parents is not None and level.coverage is not Coverage.ROOT:
         outside, inside = _outside(repaired, usable, parents, parent, tol, add)
         clean = shapely.is_empty(invalid_edges) | shapely.is_missing(invalid_edges)
-        found += _gaps(repaired, usable & clean, usable & inside, parents, parent, level, tol, town_len, add)
+        found += _gaps(
+            repaired, usable & clean, usable & inside, parents, parent, level, tol, town_len, add
+        )
         found += outside
     _multipart(repaired, usable, tol, add)
     if level.coverage is not Coverage.ROOT:
@@ -286,10 +286,22 @@ def _codes(codes, parents, level, parent, config, geoms, add) -> np.ndarray:
     series = pd.Series(codes)
     for idx in series.groupby(series).groups.values():
         if len(idx) > 1:
-            add("duplicate_code", idx.to_numpy()[:1], shapely.union_all(geoms[idx]), len(idx), width_m=0.0)
+            add(
+                "duplicate_code",
+                idx.to_numpy()[:1],
+                shapely.union_all(geoms[idx]),
+                len(idx),
+                width_m=0.0,
+            )
     width_bad = ~code_width_ok(series, level.code_length).to_numpy()
     for i in np.flatnonzero(width_bad):
-        add("bad_code", i, shapely.point_on_surface(geoms[i]), f"not {level.code_length} digits", width_m=0.0)
+        add(
+            "bad_code",
+            i,
+            shapely.point_on_surface(geoms[i]),
+            f"not {level.code_length} digits",
+            width_m=0.0,
+        )
     orphan = np.zeros(len(codes), dtype=bool)
     if parent is None or parents is None:
         return orphan
@@ -299,7 +311,13 @@ def _codes(codes, parents, level, parent, config, geoms, add) -> np.ndarray:
         add("orphan", i, geoms[i], parents[i], width_m=0.0)
     extends = np.array([c[:plen] == p for c, p in zip(codes, parents, strict=True)])
     for i in np.flatnonzero(~extends & ~orphan & ~width_bad):
-        add("bad_code", i, shapely.point_on_surface(geoms[i]), f"does not extend parent {parents[i]}", width_m=0.0)
+        add(
+            "bad_code",
+            i,
+            shapely.point_on_surface(geoms[i]),
+            f"does not extend parent {parents[i]}",
+            width_m=0.0,
+        )
     return orphan
 
 
@@ -324,7 +342,13 @@ def _overlaps(repaired, invalid_edges, left, right, tol, add) -> list:
     found = []
     for k in np.flatnonzero(width > tol.dust):
         kind = "sliver" if width[k] < tol.sliver else "overlap"
-        add(kind, [a[k], b[k]], inter[k], "overlap 重叠" if kind == "sliver" else "", width_m=width[k])
+        add(
+            kind,
+            [a[k], b[k]],
+            inter[k],
+            "overlap 重叠" if kind == "sliver" else "",
+            width_m=width[k],
+        )
         found.append(inter[k])
     return found
 
@@ -358,7 +382,9 @@ def _gaps(repaired, matched, inside, parents, parent, level, tol, town_len, add)
         return []
     unions = np.array(
         [
-            shapely.coverage_union_all(repaired[g]) if matched[g].all() else shapely.union_all(repaired[g])
+            shapely.coverage_union_all(repaired[g])
+            if matched[g].all()
+            else shapely.union_all(repaired[g])
             for g, t in zip(groups, todo, strict=True)
             if t
         ],
@@ -381,6 +407,7 @@ def _gaps(repaired, matched, inside, parents, parent, level, tol, town_len, add)
     contact = shapely.area(shapely.intersection(grown[pi], repaired[ci])) / eps
     perimeter = shapely.length(pieces)
     near = (contact >= np.maximum(tol.sliver, 0.05 * perimeter[pi])) & usable[ci]
+    near &= parents[ci] == wanted[owner[pi]]  # the parent's own children
     for k in range(len(pieces)):
         kids = ci[near & (pi == k)]
         kind = "sliver" if width[k] < tol.sliver else "gap"
@@ -389,7 +416,15 @@ def _gaps(repaired, matched, inside, parents, parent, level, tol, town_len, add)
             add(kind, kids, pieces[k], detail, width_m=width[k])
         else:  # a parent with no child at all: name the parent
             mother = str(wanted[owner[k]])
-            add(kind, [], pieces[k], detail, codes_=[mother], town=[mother[:town_len]], width_m=width[k])
+            add(
+                kind,
+                [],
+                pieces[k],
+                detail,
+                codes_=[mother],
+                town=[mother[:town_len]],
+                width_m=width[k],
+            )
     return list(pieces)
 
 
@@ -496,7 +531,9 @@ def _projector(crs, config: GridConfig):
     transformer = Transformer.from_crs(crs, target, always_xy=True)
 
     def project(geoms):
-        return shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+        return shapely.transform(
+            geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+        )
 
     return project
 
@@ -513,4 +550,3 @@ def _concat(frames, crs) -> gpd.GeoDataFrame:
     if not frames:
         return gpd.GeoDataFrame(columns=list(COLUMNS), geometry="geometry", crs=crs)
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
-

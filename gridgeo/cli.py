@@ -101,6 +101,54 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_defects(defects, limit: int) -> None:
+    if defects.empty:
+        console.print("[bold green]无缺陷 no defects found[/]")
+        return
+    table = Table(title=f"缺陷 defects ({len(defects)})", title_justify="left")
+    for column in ("severity", "kind", "level", "codes", "area m²", "width m", "message"):
+        table.add_column(column, overflow="fold")
+    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+    for row in defects.head(limit).itertuples():
+        table.add_row(
+            f"[{colours[row.severity]}]{row.severity}[/]",
+            row.kind,
+            row.level,
+            row.codes,
+            f"{row.area_m2:,.1f}",
+            f"{row.width_m:,.2f}",
+            row.message_zh,
+        )
+    console.print(table)
+    if len(defects) > limit:
+        console.print(f"… {len(defects) - limit} more (see --out)")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from gridgeo.check import check_system
+    from gridgeo.io import read_system, write_layer
+
+    system = read_system(args.data, strict=False)
+    with console.status("checking …"):
+        report = check_system(system, dual=not args.no_dual)
+    _print_defects(report.defects, args.limit)
+    summary = report.summary()
+    if not summary.empty:
+        console.print(_table(summary, "每类缺陷按苏木镇统计 defects per kind and town"))
+    if args.out:
+        out = Path(args.out)
+        write_layer(report.defects, out)
+        summary_path = Path(args.summary) if args.summary else out.with_suffix(".summary.json")
+        payload = report.to_dict()
+        if not report.crosswalk.empty:
+            payload["crosswalk_rows"] = len(report.crosswalk)
+        summary_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+        console.print(f"wrote {out} and {summary_path}")
+    verdict = "[bold green]通过 passed[/]" if report.ok else f"[bold red]{report.errors} errors[/]"
+    console.print(verdict)
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -118,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--regenerate", action="store_true", help="regenerate the committed demo data first"
     )
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "check",
+        help="validate every level (gaps, overlaps, slivers, codes) and the dual grid; exit 1 on errors",
+    )
+    p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")
+    p.add_argument(
+        "-o", "--out", help="write the defects here (.gpkg or .geojson) plus a JSON summary"
+    )
+    p.add_argument("--summary", help="path of the JSON summary (default: beside --out)")
+    p.add_argument("--no-dual", action="store_true", help="skip the dual-grid (双网合一) check")
+    p.add_argument("--limit", type=int, default=40, help="rows of the table to print (default 40)")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("info", help="load a grid system and print its summary")
     p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")
