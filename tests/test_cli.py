@@ -65,3 +65,25 @@ def test_demo_runs_end_to_end(tmp_path):
     assert summary["levels"] == {"banner": 1, "town": 11, "grid": 662, "micro_grid": 897}
     assert summary["residents"] == 257_826
     assert (tmp_path / "out" / "households.parquet").stat().st_size > 1_000_000
+
+
+def test_check_dirty_exits_1_and_writes_defects(tmp_path):
+    out = tmp_path / "defects.gpkg"
+    result = run("check", str(DATA_DIR / "dirty" / "urad_front_dirty.gpkg"), "-o", str(out))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "gap" in result.stdout and "150823104007" in result.stdout
+    import geopandas as gpd
+
+    defects = gpd.read_file(out)
+    assert len(defects) == 11 and defects.crs.to_epsg() == 4490
+    summary = json.loads((tmp_path / "defects.summary.json").read_text(encoding="utf-8"))
+    assert summary["ok"] is False and summary["by_kind"]["gap"] == 2
+
+
+def test_check_clean_exits_0_and_geojson_output(tmp_path):
+    out = tmp_path / "defects.geojson"
+    result = run("check", str(DATA_DIR / "shapefiles"), "-o", str(out), "--summary", str(tmp_path / "s.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    assert summary["ok"] is True and summary.get("by_severity", {}).get("error", 0) == 0
