@@ -140,7 +140,7 @@ def check_system(
     if dual and {"party_grid", "sanitation_grid"} <= set(system.sources):
         from gridgeo.dual import check_system_dual
 
-        dual_report = check_system_dual(system)
+        dual_report = check_system_dual(system, tolerances=tol)
         crosswalk = dual_report.crosswalk
         defects = _concat([defects, dual_report.defects.to_crs(system.crs)], system.crs)
     return CheckReport(defects, crosswalk)

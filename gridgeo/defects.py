@@ -52,25 +52,81 @@ COLUMNS = (
 # kind → (severity, Chinese template, English template). Templates are
 # formatted with the row's fields plus ``detail``.
 KINDS: Mapping[str, tuple[str, str, str]] = {
-    "invalid_geometry": ("error", "{codes} 几何无效：{detail}", "{codes}: invalid geometry: {detail}"),
+    "invalid_geometry": (
+        "error",
+        "{codes} 几何无效：{detail}",
+        "{codes}: invalid geometry: {detail}",
+    ),
     "empty_geometry": ("error", "{codes} 几何为空", "{codes}: empty geometry"),
     "not_polygon": ("error", "{codes} 不是面要素：{detail}", "{codes}: not a polygon: {detail}"),
-    "duplicate_code": ("error", "编码 {codes} 重复 {detail} 次", "code {codes} used {detail} times"),
+    "duplicate_code": (
+        "error",
+        "编码 {codes} 重复 {detail} 次",
+        "code {codes} used {detail} times",
+    ),
     "bad_code": ("error", "{codes} 编码不合规：{detail}", "{codes}: malformed code: {detail}"),
-    "orphan": ("error", "{codes} 的上级 {detail} 不存在", "{codes}: parent {detail} does not exist"),
-    "gap": ("error", "{town} 内有 {area_m2:.0f} m² 无网格覆盖（邻接 {codes}）", "{area_m2:.0f} m² of {town} covered by no child (next to {codes})"),
+    "orphan": (
+        "error",
+        "{codes} 的上级 {detail} 不存在",
+        "{codes}: parent {detail} does not exist",
+    ),
+    "gap": (
+        "error",
+        "{town} 内有 {area_m2:.0f} m² 无网格覆盖（邻接 {codes}）",
+        "{area_m2:.0f} m² of {town} covered by no child (next to {codes})",
+    ),
     "overlap": ("error", "{codes} 重叠 {area_m2:.0f} m²", "{codes} overlap by {area_m2:.0f} m²"),
-    "sliver": ("warning", "{codes} 之间有宽 {width_m:.2f} m 的细缝（{detail}）", "{width_m:.2f} m wide sliver {detail} between {codes}"),
-    "outside_parent": ("error", "{codes} 有 {area_m2:.0f} m² 超出上级 {detail}", "{codes}: {area_m2:.0f} m² outside its parent {detail}"),
-    "multipart": ("warning", "{codes} 分成 {detail} 块不相连的部分", "{codes} falls apart into {detail} pieces"),
-    "island": ("warning", "{codes} 与同级任何网格都不相邻", "{codes} touches no other polygon of its level"),
-    "edge_mismatch": ("warning", "{codes} 公共边界顶点不一致", "{codes}: shared boundary does not match vertex for vertex"),
-    "repair_hole": ("info", "{codes} 自动修复产生的空洞（非真实缺口）", "{codes}: hole created by repairing invalid geometry, not a real gap"),
+    "sliver": (
+        "warning",
+        "{codes} 之间有宽 {width_m:.2f} m 的细缝（{detail}）",
+        "{width_m:.2f} m wide sliver {detail} between {codes}",
+    ),
+    "outside_parent": (
+        "error",
+        "{codes} 有 {area_m2:.0f} m² 超出上级 {detail}",
+        "{codes}: {area_m2:.0f} m² outside its parent {detail}",
+    ),
+    "multipart": (
+        "warning",
+        "{codes} 分成 {detail} 块不相连的部分",
+        "{codes} falls apart into {detail} pieces",
+    ),
+    "island": (
+        "warning",
+        "{codes} 与同级任何网格都不相邻",
+        "{codes} touches no other polygon of its level",
+    ),
+    "edge_mismatch": (
+        "warning",
+        "{codes} 公共边界顶点不一致",
+        "{codes}: shared boundary does not match vertex for vertex",
+    ),
+    "repair_hole": (
+        "info",
+        "{codes} 自动修复产生的空洞（非真实缺口）",
+        "{codes}: hole created by repairing invalid geometry, not a real gap",
+    ),
     # The merged dual grid (双网合一) against its two source layers.
-    "source_split": ("warning", "{detail} 被分到多个双网格 {codes}", "source grid {detail} split across dual grids {codes}"),
-    "source_mismatch": ("warning", "{detail}：{area_m2:.0f} m² 仅一个来源图层覆盖（{codes}）", "{detail}: {area_m2:.0f} m² covered by one source layer only ({codes})"),
-    "displacement": ("warning", "{codes} 与来源网格边界偏差 {width_m:.1f} m", "{codes}: boundary {width_m:.1f} m from its source grids"),
-    "digitising_noise": ("info", "{town} 数字化误差 {detail}", "{town}: digitising noise {detail}"),
+    "source_split": (
+        "warning",
+        "{detail} 被分到多个双网格 {codes}",
+        "source grid {detail} split across dual grids {codes}",
+    ),
+    "source_mismatch": (
+        "warning",
+        "{area_m2:.0f} m² 仅由 {detail} 覆盖，另一来源图层未覆盖（{codes}）",
+        "{area_m2:.0f} m² covered by {detail} only, not by the other source layer ({codes})",
+    ),
+    "displacement": (
+        "warning",
+        "{codes} 与来源网格 {detail} 边界偏差 {width_m:.1f} m",
+        "{codes}: boundary {width_m:.1f} m from source grid {detail}",
+    ),
+    "digitising_noise": (
+        "info",
+        "{town} {level} 数字化误差：{detail}",
+        "{town} {level}: digitising noise {detail}",
+    ),
 }
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}

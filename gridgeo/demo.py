@@ -428,7 +428,7 @@ def generate(seed: int = SEED) -> DemoData:
     assert len(micros) == TOTAL_MICRO, len(micros)
 
     frames, grid_codes = _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng)
-    sources, dual_truth = _source_layers(mesh, grid_of, grid_codes, frames, rng)
+    sources, dual_truth = _source_layers(mesh, grid_of, grid_codes, frames, outline, rng)
     system = GridSystem.from_layers({**frames, **sources}, origin="gridgeo.demo")
     dirty, truth = _dirty(system, rng)
     return DemoData(system, dirty, truth, dual_truth)
@@ -608,18 +608,24 @@ def _groupings(g: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- the two source layers of the dual grid -----------------------------------
-def _digitising_noise(geoms: np.ndarray, phase: float, amplitude: float = 2.5) -> np.ndarray:
+def _digitising_noise(
+    geoms: np.ndarray, outline, phase: float, amplitude: float = 2.5
+) -> np.ndarray:
     """Move every vertex by a smooth field of a few metres.
 
     One call over all coordinates, so a vertex shared by two polygons moves
-    the same way in both and the layer stays a valid coverage.
+    the same way in both and the layer stays a valid coverage. Vertices on
+    the banner's outline stay put: both sides traced the official boundary.
     """
+    edge = outline.boundary
+    shapely.prepare(edge)
 
     def field(xy: np.ndarray) -> np.ndarray:
         x, y = xy[:, 0], xy[:, 1]
         dx = np.sin(x / 310.0 + phase) + 0.6 * np.sin(y / 530.0 + 2 * phase)
         dy = np.cos(y / 270.0 - phase) + 0.6 * np.cos(x / 610.0 + 3 * phase)
-        return xy + amplitude / 1.6 * np.column_stack([dx, dy])
+        fixed = shapely.dwithin(edge, shapely.points(xy), 0.01)[:, None]
+        return np.where(fixed, xy, xy + amplitude / 1.6 * np.column_stack([dx, dy]))
 
     return shapely.transform(geoms, field)
 
@@ -642,11 +648,10 @@ def _move_villages(mesh, labels, candidates, town, count, rng):
         if a in used or not others:
             continue
         b = others[0]
-        edge = cells[np.isin(cells, graph[np.flatnonzero(labels == b)].indices)]
-        block = np.unique(np.r_[edge, graph[edge].indices])
-        block = block[labels[block] == a]
+        # The village: the cells of a along its border with b, a third of a at most.
+        block = cells[np.isin(cells, graph[np.flatnonzero(labels == b)].indices)]
         rest = np.setdiff1d(cells, block)
-        if len(rest) < 3 or len(block) < 2:
+        if len(block) < 2 or len(block) > len(cells) / 3:
             continue
         sub = graph[rest][:, rest]
         if connected_components(sub, directed=False)[0] != 1:
@@ -657,7 +662,7 @@ def _move_villages(mesh, labels, candidates, town, count, rng):
     return moves
 
 
-def _source_layers(mesh, grid_of, grid_codes, frames, rng):
+def _source_layers(mesh, grid_of, grid_codes, frames, outline, rng):
     """Party-building and sanitation layers, and the truth of how they differ."""
     crs = metric_crs()
     grid = frames["grid"].set_index("code")
@@ -683,7 +688,7 @@ def _source_layers(mesh, grid_of, grid_codes, frames, rng):
             .to_numpy(),
             "parent_code": grid.loc[grid_codes[pg.index], "parent_code"].to_numpy(),
         },
-        geometry=_digitising_noise(pg.to_numpy(), 0.7),
+        geometry=_digitising_noise(pg.to_numpy(), outline, 0.7),
         crs=crs,
     )
 
@@ -717,7 +722,7 @@ def _source_layers(mesh, grid_of, grid_codes, frames, rng):
     sg = polygons(sanit)
     sanit_frame = gpd.GeoDataFrame(
         {"parent_code": grid.loc[grid_codes[sg.index], "parent_code"].to_numpy()},
-        geometry=_digitising_noise(sg.to_numpy(), 2.1),
+        geometry=_digitising_noise(sg.to_numpy(), outline, 2.1),
         crs=crs,
     )
     sanit_frame["code"] = number_children(sanit_frame, sanit_frame["parent_code"], 3)
@@ -729,21 +734,27 @@ def _source_layers(mesh, grid_of, grid_codes, frames, rng):
     )
     # Which sanitation code each dual label ended up in (for the truth file).
     sanit_code = pd.Series(sanit_frame["code"].to_numpy(), index=sg.index)
+    # For each disagreement: the source grid the block was taken from and the
+    # one now holding it (which the dual grid therefore splits).
     rows = []
     for layer, what, a, b, block in truth:
         geom = shapely.coverage_union_all(mesh.cells[block])
         if layer == "sanitation_grid":
-            label_a = np.flatnonzero(grid_codes == a)[0]
-            source = sanit_code.get(sanit[np.flatnonzero(grid_of == label_a)[0]], "")
+            rest = np.setdiff1d(
+                np.flatnonzero(grid_of == np.flatnonzero(grid_codes == a)[0]), block
+            )
+            source_from = sanit_code[sanit[rest[0]]] if len(rest) else ""
+            source_to = sanit_code[sanit[block[0]]]
         else:
-            source = a
+            source_from, source_to = a, b
         rows.append(
             {
                 "layer": layer,
                 "kind": what,
                 "dual_from": a,
                 "dual_to": b,
-                "source_code": source,
+                "source_from": source_from,
+                "source_to": source_to,
                 "geometry": geom,
             }
         )

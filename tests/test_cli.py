@@ -83,7 +83,9 @@ def test_check_dirty_exits_1_and_writes_defects(tmp_path):
 
 def test_check_clean_exits_0_and_geojson_output(tmp_path):
     out = tmp_path / "defects.geojson"
-    result = run("check", str(DATA_DIR / "shapefiles"), "-o", str(out), "--summary", str(tmp_path / "s.json"))
+    result = run(
+        "check", str(DATA_DIR / "shapefiles"), "-o", str(out), "--summary", str(tmp_path / "s.json")
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     assert summary["ok"] is True and summary.get("by_severity", {}).get("error", 0) == 0
