@@ -284,15 +284,15 @@ def _repair(geoms, project, add, tol) -> tuple[np.ndarray, np.ndarray]:
 def _codes(codes, parents, level, parent, config, geoms, add) -> np.ndarray:
     """Duplicate, malformed and orphan codes. Returns the orphan mask."""
     series = pd.Series(codes)
-    for idx in series.groupby(series).groups.values():
-        if len(idx) > 1:
-            add(
-                "duplicate_code",
-                idx.to_numpy()[:1],
-                shapely.union_all(geoms[idx]),
-                len(idx),
-                width_m=0.0,
-            )
+    dup = series[series.duplicated(keep=False)]
+    for idx in dup.groupby(dup).groups.values():
+        add(
+            "duplicate_code",
+            idx.to_numpy()[:1],
+            shapely.union_all(geoms[idx]),
+            len(idx),
+            width_m=0.0,
+        )
     width_bad = ~code_width_ok(series, level.code_length).to_numpy()
     for i in np.flatnonzero(width_bad):
         add(
@@ -380,16 +380,8 @@ def _gaps(repaired, matched, inside, parents, parent, level, tol, town_len, add)
     )
     if not todo.any():
         return []
-    unions = np.array(
-        [
-            shapely.coverage_union_all(repaired[g])
-            if matched[g].all()
-            else shapely.union_all(repaired[g])
-            for g, t in zip(groups, todo, strict=True)
-            if t
-        ],
-        dtype=object,
-    )
+    unions = [_union(repaired[g], matched[g]) for g, t in zip(groups, todo, strict=True) if t]
+    unions = np.array(unions, dtype=object)
     wanted = np.asarray(wanted)[todo]
     gaps = shapely.difference(mothers[todo], unions)
     pieces, owner = shapely.get_parts(gaps, return_index=True)
@@ -506,6 +498,15 @@ def _polygonal(geom) -> shapely.Geometry:
     parts = shapely.get_parts(geom)
     polys = parts[np.isin(shapely.get_type_id(parts), _POLYGONAL)]
     return shapely.union_all(polys) if len(polys) else shapely.Polygon()
+
+
+def _union(geoms: np.ndarray, matched: np.ndarray):
+    """Union of ``geoms``: the edge-matched ones as a coverage (fast), then the rest."""
+    if matched.all():
+        return shapely.coverage_union_all(geoms)
+    if not matched.any():
+        return shapely.union_all(geoms)
+    return shapely.union_all(np.r_[shapely.coverage_union_all(geoms[matched]), geoms[~matched]])
 
 
 def _parent_geoms(parent: gpd.GeoDataFrame, project) -> pd.Series:
