@@ -221,7 +221,8 @@ def _leaves(system: GridSystem) -> tuple[gpd.GeoDataFrame, list[str]]:
         frame = system[name][_known(system, name)]
         if depth + 1 < len(names):
             frame = frame[~frame["code"].isin(set(system[names[depth + 1]]["parent_code"]))]
-        lineage = system.lineage(name).reindex(frame["code"].to_numpy())
+        lineage = system.lineage(name)
+        lineage = lineage[~lineage.index.duplicated()].reindex(frame["code"].to_numpy())
         out = gpd.GeoDataFrame(
             {f"{n}_code": lineage[n].to_numpy() if n in lineage else "" for n in names},
             geometry=frame.geometry.to_numpy(),
@@ -347,10 +348,10 @@ def assign(
     out["reason"] = pd.Categorical.from_codes(
         reason, categories=list(REASONS) + _extra_reasons(points)
     )
-    out["candidates"] = (
-        pd.Categorical.from_codes(cand, categories=pd.Index(candidate_text).unique())
-        if candidate_text
-        else pd.Categorical.from_codes(cand, categories=[])
+    texts, position = np.unique(np.asarray(candidate_text, dtype=str), return_inverse=True)
+    out["candidates"] = pd.Categorical.from_codes(
+        np.where(cand >= 0, position[np.maximum(cand, 0)] if len(texts) else -1, -1),
+        categories=pd.Index(texts),
     )
     leaf_position, leaf_codes = index.level_codes["leaf_code"]
     out["suggested"] = pd.Categorical.from_codes(
@@ -434,12 +435,13 @@ def _coordinates(points, system, coords):
 
     source = CRS.from_user_input(points.crs)
     if source.is_geographic:
-        out_of_range = ok & ((np.abs(x) > 180) | (np.abs(y) > 90))
-        mark(out_of_range, "out_of_range")
-        ok &= ~out_of_range
+        # Swapped first: a swapped latitude of 108 is also "out of range".
         swapped = ok & ~_in_box(x, y, CHINA) & _in_box(y, x, CHINA)
         mark(swapped, "swapped")
         ok &= ~swapped
+        out_of_range = ok & ((np.abs(x) > 180) | (np.abs(y) > 90))
+        mark(out_of_range, "out_of_range")
+        ok &= ~out_of_range
         if coords is not None:
             from gridgeo.crs import to_wgs84
 

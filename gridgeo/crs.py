@@ -3,18 +3,47 @@
 Layers are stored in CGCS2000 (EPSG:4490), which for grid work equals WGS-84
 to well under a metre. Anything metric — areas, distances, buffers, widths —
 runs in one projected CRS, chosen by :func:`metric_crs` and nowhere else.
+
+Consumer maps in China do not publish WGS-84. AMap (Gaode) and Tencent use
+GCJ-02, an obfuscated offset of WGS-84 (about 450–520 m in the banner); Baidu
+uses BD-09, a further rotation and scaling of GCJ-02 (about 1.3 km in all).
+pyproj knows neither, so household points collected with phone apps go
+through :func:`to_wgs84`, and layers drawn over AMap tiles through
+:func:`from_wgs84`. The forward formulas are the published ones; the inverses
+iterate on them to well under a centimetre. Following the published
+convention, points outside the rough bounding box of :func:`in_china` are
+returned unchanged.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import geopandas as gpd
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from gridgeo.config import BANNER, GridConfig
 from gridgeo.errors import CrsError
 
-__all__ = ["metric_crs", "require_crs", "to_metric"]
+__all__ = [
+    "COORDINATE_SYSTEMS",
+    "bd09_to_gcj02",
+    "bd09_to_wgs84",
+    "from_wgs84",
+    "gcj02_to_bd09",
+    "gcj02_to_wgs84",
+    "in_china",
+    "metric_crs",
+    "require_crs",
+    "to_metric",
+    "to_wgs84",
+    "wgs84_to_bd09",
+    "wgs84_to_gcj02",
+]
 
 
 def metric_crs(config: GridConfig = BANNER) -> CRS:
@@ -63,3 +92,427 @@ def to_metric(frame: gpd.GeoDataFrame, config: GridConfig = BANNER) -> gpd.GeoDa
     if CRS.from_user_input(require_crs(frame, "the layer")) == target:
         return frame
     return frame.to_crs(target)
+
+
+# -- GCJ-02 and BD-09 ------------------------------------------------------------
+#
+# GCJ-02 adds to WGS-84 a published polynomial-and-sine offset, scaled to degrees
+# on the Krasovsky ellipsoid; BD-09 rotates and scales GCJ-02 about the origin and
+# shifts it. Every function takes longitudes and latitudes in degrees as scalars
+# or arrays of any (broadcastable) shape, and works on whole arrays at once.
+
+Floats = NDArray[np.float64] | np.float64
+"""A float array, or a numpy float for scalar input."""
+
+_KRASOVSKY_A = 6378245.0  # semi-major axis, metres
+_KRASOVSKY_EE = 0.00669342162296594323  # first eccentricity squared
+_BD_X_PI = math.pi * 3000.0 / 180.0
+_CHINA_LON = (73.66, 135.05)
+_CHINA_LAT = (3.86, 53.55)
+_MAX_ITERATIONS = 30  # 5 rounds take every point in China to 1e-9°
+
+_SYSTEMS = {
+    "wgs84": "wgs84",
+    "wgs-84": "wgs84",
+    "cgcs2000": "wgs84",
+    "gcj02": "gcj02",
+    "gcj-02": "gcj02",
+    "amap": "gcj02",
+    "gaode": "gcj02",
+    "tencent": "gcj02",
+    "bd09": "bd09",
+    "bd-09": "bd09",
+    "baidu": "bd09",
+}
+COORDINATE_SYSTEMS: tuple[str, ...] = tuple(_SYSTEMS)
+"""Names accepted by :func:`to_wgs84` and :func:`from_wgs84` (any letter case)."""
+
+
+def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_] | np.bool_:
+    """Whether points fall in the rough box where the GCJ-02 offset applies.
+
+    The published convention: longitude 73.66–135.05 E and latitude
+    3.86–53.55 N, bounds included. It is a box, not China's border.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        Longitude and latitude in degrees.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The broadcast shape of the inputs (a numpy bool for scalars). NaN is
+        outside.
+
+    Examples
+    --------
+    >>> in_china([108.6319, 2.35], [40.7364, 48.86]).tolist()
+    [True, False]
+    """
+    x, y = np.broadcast_arrays(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    inside = (
+        (x >= _CHINA_LON[0]) & (x <= _CHINA_LON[1]) & (y >= _CHINA_LAT[0]) & (y <= _CHINA_LAT[1])
+    )
+    return inside[()] if inside.ndim == 0 else inside
+
+
+def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
+    """WGS-84 (or CGCS2000) longitude/latitude to GCJ-02, as on AMap and Tencent.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        WGS-84 longitude and latitude in degrees; scalars or arrays.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        GCJ-02 ``(lon, lat)`` in the broadcast shape of the inputs (numpy floats
+        for scalars). Points outside :func:`in_china` and NaN come back unchanged.
+
+    Examples
+    --------
+    >>> lon, lat = wgs84_to_gcj02(116.404, 39.915)
+    >>> round(float(lon), 6), round(float(lat), 6)
+    (116.410244, 39.916404)
+    """
+    return _in_china_only(lon, lat, _wgs84_to_gcj02)
+
+
+def gcj02_to_wgs84(
+    lon: ArrayLike, lat: ArrayLike, *, tolerance: float = 1e-9
+) -> tuple[Floats, Floats]:
+    """GCJ-02 longitude/latitude (AMap, Tencent) back to WGS-84.
+
+    The offset has no closed-form inverse, so the point ``p`` with
+    ``wgs84_to_gcj02(p)`` equal to the input is found by fixed-point iteration,
+    all points at once; each step shrinks the error a hundredfold or more, and
+    five steps reach 1e-9° everywhere in China.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        GCJ-02 longitude and latitude in degrees; scalars or arrays.
+    tolerance : float, default 1e-9
+        Stop once re-applying the forward transform misses the input by at most
+        this many degrees in each coordinate (1e-9° is about 0.1 mm), or after
+        30 iterations. The result is then closer still.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        WGS-84 ``(lon, lat)`` in the broadcast shape of the inputs. Points
+        outside :func:`in_china` and NaN come back unchanged.
+
+    Examples
+    --------
+    >>> lon, lat = gcj02_to_wgs84(*wgs84_to_gcj02(108.6319, 40.7364))
+    >>> round(float(lon), 9), round(float(lat), 9)
+    (108.6319, 40.7364)
+    """
+    _check_tolerance(tolerance)
+    return _in_china_only(lon, lat, lambda x, y: _gcj02_to_wgs84(x, y, tolerance))
+
+
+def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
+    """GCJ-02 longitude/latitude to BD-09, as on Baidu Maps.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        GCJ-02 longitude and latitude in degrees; scalars or arrays.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        BD-09 ``(lon, lat)`` in the broadcast shape of the inputs. Points
+        outside :func:`in_china` and NaN come back unchanged.
+
+    Examples
+    --------
+    >>> lon, lat = gcj02_to_bd09(116.404, 39.915)
+    >>> round(float(lon), 6), round(float(lat), 6)
+    (116.410369, 39.921337)
+    """
+    return _in_china_only(lon, lat, _gcj02_to_bd09)
+
+
+def bd09_to_gcj02(
+    lon: ArrayLike, lat: ArrayLike, *, tolerance: float = 1e-9
+) -> tuple[Floats, Floats]:
+    """BD-09 longitude/latitude (Baidu) back to GCJ-02.
+
+    Starts from the usual closed-form approximate inverse, which misses by up
+    to about 20 cm, and refines it by fixed-point iteration against
+    :func:`gcj02_to_bd09`.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        BD-09 longitude and latitude in degrees; scalars or arrays.
+    tolerance : float, default 1e-9
+        Degrees; as for :func:`gcj02_to_wgs84`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        GCJ-02 ``(lon, lat)`` in the broadcast shape of the inputs. Points
+        outside :func:`in_china` and NaN come back unchanged.
+
+    Examples
+    --------
+    >>> lon, lat = bd09_to_gcj02(*gcj02_to_bd09(108.6319, 40.7364))
+    >>> round(float(lon), 9), round(float(lat), 9)
+    (108.6319, 40.7364)
+    """
+    _check_tolerance(tolerance)
+    return _in_china_only(lon, lat, lambda x, y: _bd09_to_gcj02(x, y, tolerance))
+
+
+def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
+    """WGS-84 longitude/latitude to BD-09 (through GCJ-02).
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        WGS-84 longitude and latitude in degrees; scalars or arrays.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        BD-09 ``(lon, lat)``; points outside :func:`in_china` and NaN unchanged.
+
+    Examples
+    --------
+    >>> lon, lat = wgs84_to_bd09(121.0917077, 30.6107779)
+    >>> round(float(lon), 6), round(float(lat), 6)
+    (121.102717, 30.614846)
+    """
+    return _in_china_only(lon, lat, lambda x, y: _gcj02_to_bd09(*_wgs84_to_gcj02(x, y)))
+
+
+def bd09_to_wgs84(
+    lon: ArrayLike, lat: ArrayLike, *, tolerance: float = 1e-9
+) -> tuple[Floats, Floats]:
+    """BD-09 longitude/latitude (Baidu) back to WGS-84 (through GCJ-02).
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        BD-09 longitude and latitude in degrees; scalars or arrays.
+    tolerance : float, default 1e-9
+        Degrees, for each of the two iterative steps; see :func:`gcj02_to_wgs84`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        WGS-84 ``(lon, lat)``; points outside :func:`in_china` and NaN unchanged.
+
+    Examples
+    --------
+    >>> lon, lat = bd09_to_wgs84(*wgs84_to_bd09(108.6319, 40.7364))
+    >>> round(float(lon), 9), round(float(lat), 9)
+    (108.6319, 40.7364)
+    """
+    _check_tolerance(tolerance)
+
+    def inverse(x: NDArray[np.float64], y: NDArray[np.float64]) -> _Pair:
+        return _gcj02_to_wgs84(*_bd09_to_gcj02(x, y, tolerance), tolerance)
+
+    return _in_china_only(lon, lat, inverse)
+
+
+def to_wgs84(lon: ArrayLike, lat: ArrayLike, system: str) -> tuple[Floats, Floats]:
+    """Longitude/latitude in ``system`` converted to WGS-84.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        Longitude and latitude in degrees; scalars or arrays.
+    system : str
+        The system the points are in, any letter case: ``"wgs84"``,
+        ``"cgcs2000"`` (taken as WGS-84, as everywhere in gridgeo), ``"gcj02"``
+        (also ``"gcj-02"``, ``"amap"``, ``"gaode"``, ``"tencent"``) or ``"bd09"``
+        (also ``"bd-09"``, ``"baidu"``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        WGS-84 ``(lon, lat)`` in the broadcast shape of the inputs.
+
+    Raises
+    ------
+    CrsError
+        If ``system`` is not one of the names above.
+
+    Examples
+    --------
+    >>> lon, lat = to_wgs84([116.41024449916938], [39.91640428150164], "AMap")
+    >>> lon.round(6).tolist(), lat.round(6).tolist()
+    ([116.404], [39.915])
+    """
+    canonical = _system(system)
+    if canonical == "gcj02":
+        return gcj02_to_wgs84(lon, lat)
+    if canonical == "bd09":
+        return bd09_to_wgs84(lon, lat)
+    return _in_china_only(lon, lat, lambda x, y: (x, y))
+
+
+def from_wgs84(lon: ArrayLike, lat: ArrayLike, system: str) -> tuple[Floats, Floats]:
+    """WGS-84 longitude/latitude converted to ``system``; the reverse of :func:`to_wgs84`.
+
+    Use it to shift a layer onto AMap or Baidu tiles, which are drawn in
+    GCJ-02 and BD-09.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        WGS-84 longitude and latitude in degrees; scalars or arrays.
+    system : str
+        The target system; the names of :func:`to_wgs84`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(lon, lat)`` in ``system``, in the broadcast shape of the inputs.
+
+    Raises
+    ------
+    CrsError
+        If ``system`` is not one of the accepted names.
+
+    Examples
+    --------
+    >>> lon, lat = from_wgs84([116.404], [39.915], "gcj02")
+    >>> lon.round(6).tolist(), lat.round(6).tolist()
+    ([116.410244], [39.916404])
+    """
+    canonical = _system(system)
+    if canonical == "gcj02":
+        return wgs84_to_gcj02(lon, lat)
+    if canonical == "bd09":
+        return wgs84_to_bd09(lon, lat)
+    return _in_china_only(lon, lat, lambda x, y: (x, y))
+
+
+# -- internals: flat float arrays, no masking --------------------------------------
+
+_Pair = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def _system(system: str) -> str:
+    """The canonical name of ``system``; :class:`CrsError` if it is unknown."""
+    key = system.strip().lower() if isinstance(system, str) else None
+    if key not in _SYSTEMS:
+        raise CrsError(
+            f"Unknown coordinate system {system!r}. Use one of: "
+            f"{', '.join(COORDINATE_SYSTEMS)} (any letter case). CGCS2000 counts as "
+            "WGS-84; AMap, Gaode and Tencent publish GCJ-02; Baidu publishes BD-09."
+        )
+    return _SYSTEMS[key]
+
+
+def _check_tolerance(tolerance: float) -> None:
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be a positive number of degrees, not {tolerance!r}")
+
+
+def _in_china_only(
+    lon: ArrayLike, lat: ArrayLike, transform: Callable[[NDArray, NDArray], _Pair]
+) -> tuple[Floats, Floats]:
+    """``transform`` applied to the points inside :func:`in_china`; the rest unchanged.
+
+    ``transform`` sees flat float arrays of in-box points only, so NaN and
+    infinities (never in the box) pass through untouched and warning-free.
+    """
+    x, y = np.broadcast_arrays(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    shape = x.shape
+    x = x.ravel().copy()
+    y = y.ravel().copy()
+    inside = np.flatnonzero(in_china(x, y))
+    if inside.size:
+        x[inside], y[inside] = transform(x[inside], y[inside])
+    x, y = x.reshape(shape), y.reshape(shape)
+    return (x[()], y[()]) if x.ndim == 0 else (x, y)
+
+
+def _gcj02_offset(lon: NDArray, lat: NDArray) -> _Pair:
+    """The published GCJ-02 offset ``(dlon, dlat)`` in degrees at WGS-84 ``lon, lat``."""
+    x = lon - 105.0
+    y = lat - 35.0
+    root = np.sqrt(np.abs(x))
+    common = (20.0 * np.sin(6.0 * np.pi * x) + 20.0 * np.sin(2.0 * np.pi * x)) * 2.0 / 3.0
+    # Both "distortions" are in metres-like units on the Krasovsky ellipsoid.
+    dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * root + common
+    dlat += (20.0 * np.sin(np.pi * y) + 40.0 * np.sin(np.pi * y / 3.0)) * 2.0 / 3.0
+    dlat += (160.0 * np.sin(np.pi * y / 12.0) + 320.0 * np.sin(np.pi * y / 30.0)) * 2.0 / 3.0
+    dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * root + common
+    dlon += (20.0 * np.sin(np.pi * x) + 40.0 * np.sin(np.pi * x / 3.0)) * 2.0 / 3.0
+    dlon += (150.0 * np.sin(np.pi * x / 12.0) + 300.0 * np.sin(np.pi * x / 30.0)) * 2.0 / 3.0
+
+    phi = np.radians(lat)
+    w = 1.0 - _KRASOVSKY_EE * np.sin(phi) ** 2
+    meridian = _KRASOVSKY_A * (1.0 - _KRASOVSKY_EE) / (w * np.sqrt(w))  # radius M
+    normal = _KRASOVSKY_A / np.sqrt(w)  # radius N
+    return np.degrees(dlon / (normal * np.cos(phi))), np.degrees(dlat / meridian)
+
+
+def _wgs84_to_gcj02(lon: NDArray, lat: NDArray) -> _Pair:
+    dlon, dlat = _gcj02_offset(lon, lat)
+    return lon + dlon, lat + dlat
+
+
+def _gcj02_to_bd09(lon: NDArray, lat: NDArray) -> _Pair:
+    r = np.hypot(lon, lat) + 0.00002 * np.sin(lat * _BD_X_PI)
+    theta = np.arctan2(lat, lon) + 0.000003 * np.cos(lon * _BD_X_PI)
+    return r * np.cos(theta) + 0.0065, r * np.sin(theta) + 0.006
+
+
+def _bd09_to_gcj02_approx(lon: NDArray, lat: NDArray) -> _Pair:
+    """The usual closed-form inverse of :func:`_gcj02_to_bd09` (good to about 20 cm)."""
+    x = lon - 0.0065
+    y = lat - 0.006
+    r = np.hypot(x, y) - 0.00002 * np.sin(y * _BD_X_PI)
+    theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _BD_X_PI)
+    return r * np.cos(theta), r * np.sin(theta)
+
+
+def _gcj02_to_wgs84(lon: NDArray, lat: NDArray, tolerance: float) -> _Pair:
+    return _invert(_wgs84_to_gcj02, lon, lat, lon, lat, tolerance)
+
+
+def _bd09_to_gcj02(lon: NDArray, lat: NDArray, tolerance: float) -> _Pair:
+    start_lon, start_lat = _bd09_to_gcj02_approx(lon, lat)
+    return _invert(_gcj02_to_bd09, lon, lat, start_lon, start_lat, tolerance)
+
+
+def _invert(
+    forward: Callable[[NDArray, NDArray], _Pair],
+    lon: NDArray,
+    lat: NDArray,
+    start_lon: NDArray,
+    start_lat: NDArray,
+    tolerance: float,
+) -> _Pair:
+    """Solve ``forward(p) == (lon, lat)`` by the fixed-point step ``p -= forward(p) - target``.
+
+    Both transforms are the identity plus a slowly varying shift (its
+    derivative is a few thousandths), so each step divides the error by a hundred or more.
+    Only points still missing by more than ``tolerance`` degrees are stepped
+    again, for at most ``_MAX_ITERATIONS`` rounds.
+    """
+    x = np.array(start_lon, dtype=float)
+    y = np.array(start_lat, dtype=float)
+    active = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    for _ in range(_MAX_ITERATIONS):
+        if active.size == 0:
+            break
+        fx, fy = forward(x[active], y[active])
+        miss_x = fx - lon[active]
+        miss_y = fy - lat[active]
+        x[active] -= miss_x
+        y[active] -= miss_y
+        active = active[(np.abs(miss_x) > tolerance) | (np.abs(miss_y) > tolerance)]
+    return x, y
