@@ -5,7 +5,8 @@ whole workflow rests on. :func:`assign` takes points (a GeoDataFrame, or a
 table read by :func:`gridgeo.io.read_points`) and returns them in their
 original order, one row per input row — never duplicated, never dropped —
 with one code column per level (``town_code``, ``grid_code``,
-``micro_grid_code``) and a ``status`` with a ``reason``:
+``micro_grid_code``) and an ``assign_status`` with an ``assign_reason``
+(named so, because incidents carry a ``status`` of their own):
 
 ``inside``
     In exactly one grid.
@@ -39,7 +40,7 @@ Example
 >>> from gridgeo.demo import households
 >>> system = gridgeo.load_demo()
 >>> out = assign(households(system).head(1000), system)
->>> out["status"].value_counts().to_dict()
+>>> out["assign_status"].value_counts().to_dict()
 {'inside': 1000}
 """
 
@@ -288,7 +289,7 @@ def assign(
     GeoDataFrame
         ``points`` in their original order and index, plus one code column
         per level below the root (``town_code``, ``grid_code``,
-        ``micro_grid_code``; missing where none), ``status``, ``reason``,
+        ``micro_grid_code``; missing where none), ``assign_status``, ``assign_reason``,
         ``candidates`` (comma-separated, for boundary and overlap points),
         ``suggested`` and ``suggested_m`` (for points in gaps). The text
         columns are categorical.
@@ -344,8 +345,8 @@ def assign(
         position, categories = index.level_codes[column]
         codes = np.where(leaf >= 0, position[np.maximum(leaf, 0)], -1)
         out[column] = pd.Categorical.from_codes(codes, categories=categories)
-    out["status"] = pd.Categorical.from_codes(status, categories=list(STATUSES))
-    out["reason"] = pd.Categorical.from_codes(
+    out["assign_status"] = pd.Categorical.from_codes(status, categories=list(STATUSES))
+    out["assign_reason"] = pd.Categorical.from_codes(
         reason, categories=list(REASONS) + _extra_reasons(points)
     )
     texts, position = np.unique(np.asarray(candidate_text, dtype=str), return_inverse=True)

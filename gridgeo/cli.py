@@ -70,6 +70,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gridgeo import demo
+    from gridgeo.assign import assign, build_index
+    from gridgeo.check import check_system
     from gridgeo.io import write_layer
 
     out = Path(args.out)
@@ -79,26 +81,65 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         console.print(f"wrote the demo dataset under {args.data_dir}")
     system = demo.load_demo(data_dir=args.data_dir)
     _print_summary(system)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    with console.status("checking the banner and its dirty variant …"):
+        clean = check_system(system)
+        dirty = check_system(demo.load_demo("dirty", data_dir=args.data_dir))
+    write_layer(dirty.defects, out / "dirty_defects.gpkg")
+    write_layer(clean.defects, out / "dual_grid_findings.gpkg")
+    written += ["dirty_defects.gpkg", "dual_grid_findings.gpkg"]
+    console.print(
+        f"check: clean banner {clean.errors} errors ({len(clean.defects)} dual-grid findings); "
+        f"dirty variant {dirty.errors} errors in {len(dirty.defects)} findings"
+    )
+
     homes = demo.households(system, progress=True)
     events = demo.incidents(system, homes)
-    out.mkdir(parents=True, exist_ok=True)
+    with console.status("assigning households and incidents to grids …"):
+        index = build_index(system)
+        homes = assign(homes, system, index=index)
+        events = assign(events, system, index=index)
+    _print_assignment(homes)
     write_layer(homes, out / "households.parquet")
     write_layer(events, out / "incidents.parquet")
+    written += ["households.parquet", "incidents.parquet"]
     summary = {
         "levels": {k: int(v) for k, v in system.counts().items()},
         "households": len(homes),
         "residents": int(homes["size"].sum()),
+        "households_by_assignment": _counts(homes["assign_status"]),
         "incidents": len(events),
-        "incidents_by_status": {k: int(v) for k, v in events["status"].value_counts().items()},
+        "incidents_by_status": _counts(events["status"]),
+        "incidents_by_assignment": _counts(events["assign_status"]),
+        "check": {"clean": clean.to_dict(), "dirty": dirty.to_dict()},
     }
-    path = out / "demo_summary.json"
-    path.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    console.print(
-        f"{len(homes):,} households ({summary['residents']:,} residents) and "
-        f"{len(events):,} incidents written to {out}/ (households.parquet, incidents.parquet, "
-        "demo_summary.json)"
+    summary.update(_demo_stats(system, homes, events, out, written))
+    (out / "demo_summary.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
     )
+    written.append("demo_summary.json")
+    console.print(f"wrote to {out}/: {', '.join(written)}")
     return 0
+
+
+def _counts(values) -> dict[str, int]:
+    return {str(k): int(v) for k, v in values.value_counts().items() if v}
+
+
+def _demo_stats(system, homes, events, out: Path, written: list[str]) -> dict:
+    """Workload and incident tables for the demo (gridgeo.stats), when available."""
+    try:
+        from gridgeo import stats
+    except ImportError:  # pragma: no cover - stats ships with the package
+        return {}
+    from gridgeo.io import write_table
+
+    per_grid = stats.households_per_grid(homes, system)
+    write_table(per_grid, out / "grid_workload.csv")
+    written.append("grid_workload.csv")
+    return {"grids_outside_household_norm": len(stats.outside_norm(per_grid))}
 
 
 def _print_defects(defects, limit: int) -> None:
@@ -174,11 +215,15 @@ def _cmd_assign(args: argparse.Namespace) -> int:
 
 
 def _print_assignment(result) -> None:
-    counts = result["status"].value_counts().reindex(result["status"].cat.categories, fill_value=0)
+    counts = (
+        result["assign_status"]
+        .value_counts()
+        .reindex(result["assign_status"].cat.categories, fill_value=0)
+    )
     frame = pd.DataFrame({"rows": counts, "share %": 100 * counts / max(len(result), 1)})
     frame.index.name = "status"
     console.print(_table(frame, "分配结果 assignment"))
-    reasons = result.loc[result["status"] != "inside", "reason"].value_counts()
+    reasons = result.loc[result["assign_status"] != "inside", "assign_reason"].value_counts()
     reasons = reasons[reasons > 0]
     if len(reasons):
         console.print(_table(reasons.to_frame("rows"), "原因 reasons (not inside)"))

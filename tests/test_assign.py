@@ -50,7 +50,7 @@ def points(xy, crs=4490, **columns) -> gpd.GeoDataFrame:
 def test_every_household_lands_in_its_registered_grid(system, index, homes):
     out = assign(homes, system, index=index)
     assert len(out) == len(homes) and out.index.equals(homes.index)
-    assert (out["status"] == "inside").all()
+    assert (out["assign_status"] == "inside").all()
     assert (out["grid_code"].astype(str) == homes["registered_grid"]).all()
     # Micro-grid codes extend grid codes, grid codes extend town codes.
     micro = out["micro_grid_code"].astype(str)
@@ -81,7 +81,7 @@ def test_each_status_with_its_reason(system, index):
         (float("nan"), 40.0),  # not a number
     ]
     out = assign(points(xy), system, index=index)
-    assert out["status"].tolist() == [
+    assert out["assign_status"].tolist() == [
         "inside",
         "on_boundary",
         "outside",
@@ -90,7 +90,7 @@ def test_each_status_with_its_reason(system, index):
         "invalid",
         "invalid",
     ]
-    assert out["reason"].tolist()[3:] == [
+    assert out["assign_reason"].tolist()[3:] == [
         "missing coordinates",
         "latitude and longitude swapped",
         "coordinates out of range",
@@ -110,11 +110,11 @@ def test_overlaps_are_one_row_resolved_or_left_for_review(dirty, dirty_index):
     at = overlap.geometry.iloc[0].representative_point()
     pts = points([tuple(shapely.get_coordinates(at)[0])])
     ruled = assign(pts, dirty, index=dirty_index)
-    assert ruled["status"].tolist() == ["in_overlap"]
+    assert ruled["assign_status"].tolist() == ["in_overlap"]
     assert ruled["candidates"].iloc[0] == "150823101052,150823101057"
     assert ruled["grid_code"].iloc[0] == "150823101052"
     review = assign(pts, dirty, index=dirty_index, on_overlap="review")
-    assert review["grid_code"].isna().all() and review["status"].iloc[0] == "in_overlap"
+    assert review["grid_code"].isna().all() and review["assign_status"].iloc[0] == "in_overlap"
     # Plain geopandas duplicates the point; gridgeo never does.
     assert len(gpd.sjoin(pts, dirty["grid"][["code", "geometry"]], predicate="within")) == 2
 
@@ -125,7 +125,7 @@ def test_gap_points_get_a_suggestion_never_an_assignment(dirty, dirty_index):
     at = shapely.get_coordinates(gap.representative_point())[0]
     out = assign(points([tuple(at)]), dirty, index=dirty_index)
     row = out.iloc[0]
-    assert row["status"] == "in_gap" and pd.isna(row["grid_code"])
+    assert row["assign_status"] == "in_gap" and pd.isna(row["grid_code"])
     assert row["suggested"] == "150823102047" and 0 < row["suggested_m"] < 60
     far = assign(points([tuple(at)]), dirty, index=dirty_index, gap_tolerance=0.001)
     assert pd.isna(far["suggested"].iloc[0])
@@ -135,7 +135,7 @@ def test_projected_input_gives_the_same_answer(system, index, homes):
     sample = homes.head(3000)
     a = assign(sample, system, index=index)
     b = assign(sample.to_crs(4545), system, index=index)
-    for column in ("town_code", "grid_code", "micro_grid_code", "status"):
+    for column in ("town_code", "grid_code", "micro_grid_code", "assign_status"):
         assert (a[column].astype(str) == b[column].astype(str)).all()
 
 
@@ -174,8 +174,8 @@ def test_tables_with_chinese_headers_gbk_and_bad_rows(tmp_path, system, index):
     pts = read_points(path)
     assert pts["coord_error"].tolist() == ["", "non-numeric longitude", "missing longitude", ""]
     out = assign(pts, system, index=index)
-    assert out["status"].tolist() == ["inside", "invalid", "invalid", "inside"]
-    assert out["reason"].tolist()[1:3] == ["non-numeric longitude", "missing longitude"]
+    assert out["assign_status"].tolist() == ["inside", "invalid", "invalid", "inside"]
+    assert out["assign_reason"].tolist()[1:3] == ["non-numeric longitude", "missing longitude"]
     assert out["户主"].tolist() == ["王伟", "李芳", "张敏", "巴特尔"]
     xlsx = tmp_path / "hh.xlsx"
     table.rename(columns={"经度": "lng", "纬度": "LAT"}).to_excel(xlsx, index=False)
@@ -231,5 +231,5 @@ def test_matches_a_brute_force_oracle_on_the_dirty_system(dirty, dirty_index, se
             expected = "on_boundary"
         else:
             expected = "in_gap" if dirty_index.outline.contains(pts[k]) else "outside"
-        assert row.status == expected, (k, xy[k])
-    assert set(out["status"]) <= set(STATUSES)
+        assert row.assign_status == expected, (k, xy[k])
+    assert set(out["assign_status"]) <= set(STATUSES)
