@@ -139,7 +139,12 @@ def _demo_stats(system, homes, events, out: Path, written: list[str]) -> dict:
     per_grid = stats.households_per_grid(homes, system)
     write_table(per_grid, out / "grid_workload.csv")
     written.append("grid_workload.csv")
-    return {"grids_outside_household_norm": len(stats.outside_norm(per_grid))}
+    levels = stats.escalation_level(events).value_counts()
+    return {
+        "grids_outside_household_norm": len(stats.outside_norm(per_grid)),
+        "incidents_by_handling_level": {str(k): int(v) for k, v in levels.items()},
+        "overdue_incidents": len(stats.overdue(events)),
+    }
 
 
 def _print_defects(defects, limit: int) -> None:

@@ -1289,7 +1289,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
         usable &= shapely.get_type_id(geoms) == 0
         for column, getter in (("lon", shapely.get_x), ("lat", shapely.get_y)):
-            if column not in out:
+            if column not in out and usable.any():
                 values = np.full(len(out), np.nan)
                 values[usable] = getter(geoms[usable])
                 out[column] = values
