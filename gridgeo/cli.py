@@ -116,6 +116,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "check": {"clean": clean.to_dict(), "dirty": dirty.to_dict()},
     }
     summary.update(_demo_stats(system, homes, events, out, written))
+    from gridgeo.io import write_html
+    from gridgeo.maps import coverage_map, render_html
+
+    with console.status("drawing the coverage map …"):
+        m = coverage_map(system, households=homes, incidents=events, defects=dirty.defects)
+        write_html(render_html(m), out / "coverage_map.html")
+    written.append("coverage_map.html")
     (out / "demo_summary.json").write_text(
         json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
     )
@@ -234,6 +241,40 @@ def _print_assignment(result) -> None:
         console.print(_table(reasons.to_frame("rows"), "原因 reasons (not inside)"))
 
 
+def _cmd_map(args: argparse.Namespace) -> int:
+    from gridgeo.assign import assign, build_index
+    from gridgeo.check import check_system
+    from gridgeo.io import read_points, read_system, write_html
+    from gridgeo.maps import coverage_map, render_html
+
+    system = read_system(args.data, strict=False)
+    index = None
+    homes = events = defects = None
+    if args.households or args.incidents:
+        index = build_index(system)
+    if args.households:
+        homes = assign(read_points(args.households), system, index=index)
+    if args.incidents:
+        events = assign(read_points(args.incidents), system, index=index)
+    if args.check:
+        with console.status("checking …"):
+            defects = check_system(system).defects
+    m = coverage_map(
+        system,
+        households=homes,
+        incidents=events,
+        defects=defects,
+        language=args.language,
+        tiles=args.tiles,
+        tiles_key=args.tiles_key,
+        tiles_crs=args.tiles_crs,
+        layers=tuple(args.layers.split(",")) if args.layers else None,
+    )
+    path = write_html(render_html(m), args.out)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, works offline)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -293,6 +334,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="metres to suggest a grid for a point in a gap",
     )
     p.set_defaults(func=_cmd_assign)
+
+    p = sub.add_parser("map", help="write a self-contained HTML coverage map")
+    p.add_argument("data", help="the grid system (Shapefile folder, .gpkg, Parquet folder)")
+    p.add_argument("-o", "--out", required=True, help="the HTML file to write")
+    p.add_argument(
+        "--households", help="household points (table or GIS file): heat and workload views"
+    )
+    p.add_argument("--incidents", help="incident points: heat, open incidents and rate views")
+    p.add_argument("--check", action="store_true", help="run the check and draw the defects")
+    p.add_argument("--language", choices=["zh", "en"], default="zh")
+    p.add_argument(
+        "--tiles", help="base map: osm, tianditu (with --tiles-key), amap, or an XYZ URL"
+    )
+    p.add_argument("--tiles-key", help="key for tiles that need one (Tianditu)")
+    p.add_argument(
+        "--tiles-crs", choices=["wgs84", "gcj02"], default="wgs84", help="CRS of a custom tile URL"
+    )
+    p.add_argument("--layers", help="comma-separated layers to include (default: all available)")
+    p.set_defaults(func=_cmd_map)
 
     p = sub.add_parser("info", help="load a grid system and print its summary")
     p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")

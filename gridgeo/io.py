@@ -69,6 +69,7 @@ __all__ = [
     "read_layer",
     "read_points",
     "read_system",
+    "write_html",
     "write_layer",
     "write_system",
     "write_table",
@@ -1296,5 +1297,16 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     with _staging(path) as stage:
         tmp = stage / path.name
         out.to_csv(tmp, index=False, encoding="utf-8-sig")
+        os.replace(tmp, path)
+    return path
+
+
+def write_html(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write an HTML document (UTF-8) atomically; a failed write keeps the old file."""
+    path = Path(path)
+    _require_parent(path)
+    with _staging(path) as stage:
+        tmp = stage / path.name
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     return path
