@@ -8,13 +8,12 @@ instead, read from installed packages so ``pip install`` is enough:
 asset                     package (version pinned in pyproject)   licence
 ========================  ======================================  ==========
 Leaflet 1.9.3 JS + CSS    ``xstatic-leaflet`` 1.9.3.x             BSD-2
-Leaflet.markercluster     ``xstatic-leaflet-markercluster`` 1.4.1 MIT
 Leaflet.heat              ``folium`` (ships leaflet_heat.min.js)  BSD-2
 ========================  ======================================  ==========
 
 Images the Leaflet CSS refers to are inlined as ``data:`` URIs. jQuery,
-Bootstrap, Font Awesome and awesome-markers are not used by gridgeo's maps
-and are not shipped.
+Bootstrap, Font Awesome, awesome-markers and marker clusters are not used by
+gridgeo's maps (points are binned into heat) and are not shipped.
 """
 
 from __future__ import annotations
@@ -31,12 +30,6 @@ __all__ = ["ASSETS", "asset_text", "inline_css", "inline_js"]
 ASSETS: dict[str, tuple[str, str]] = {
     "leaflet.js": ("xstatic.pkg.leaflet", "data/leaflet.js"),
     "leaflet.css": ("xstatic.pkg.leaflet", "data/leaflet.css"),
-    "markercluster.js": ("xstatic.pkg.leaflet_markercluster", "data/leaflet.markercluster.js"),
-    "markercluster.css": ("xstatic.pkg.leaflet_markercluster", "data/MarkerCluster.css"),
-    "markercluster.default.css": (
-        "xstatic.pkg.leaflet_markercluster",
-        "data/MarkerCluster.Default.css",
-    ),
     "leaflet-heat.js": ("folium", "templates/leaflet_heat.min.js"),
 }
 
