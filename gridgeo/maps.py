@@ -47,6 +47,7 @@ import pandas as pd
 import shapely
 from branca.colormap import LinearColormap
 from branca.element import Element, MacroElement
+from threadpoolctl import threadpool_limits
 
 from gridgeo.assets import inline_css, inline_js
 from gridgeo.crs import from_wgs84, metric_crs
@@ -138,6 +139,7 @@ TEXT = {
     },
 }
 
+HEAT_CELL = 0.002  # degrees
 PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fdb462", "#b3de69", "#fccde5", "#d9d9d9", "#bc80bd"]
 DEFECT_COLOURS = {
     "gap": "#e31a1c",
@@ -422,11 +424,14 @@ def _views(per_grid, grids, text, want) -> tuple[list[_Layer], dict]:
         if finite.empty or not want(key):
             return
         k = int(min(5, finite.nunique()))
-        bins = (
-            mapclassify.NaturalBreaks(finite.to_numpy(), k=k).bins
-            if k > 1
-            else np.array([finite.max()])
-        )
+        # NaturalBreaks runs k-means; its OpenMP threads fight on a small
+        # machine (0.03 s on one thread, over 1 s on two busy cores).
+        with threadpool_limits(1):
+            bins = (
+                mapclassify.NaturalBreaks(finite.to_numpy(), k=k).bins
+                if k > 1
+                else np.array([finite.max()])
+            )
         scale = LinearColormap(colours, vmin=0, vmax=max(len(bins) - 1, 1))
         klass = np.searchsorted(bins, values.fillna(-1).to_numpy(), side="left").clip(
             0, len(bins) - 1
@@ -468,14 +473,15 @@ def _views(per_grid, grids, text, want) -> tuple[list[_Layer], dict]:
 
 
 def _heat(points: gpd.GeoDataFrame, weight: str | None, shift: bool) -> list:
-    """Points binned on a ~100 m lattice as [lat, lon, weight]: no one's home is exact."""
+    """Points binned on a lattice of HEAT_CELL degrees (~170 × 220 m here) as
+    [lat, lon, weight]: the heat shows where people are, not where anyone lives."""
     pts = points[~(points.geometry.isna() | points.geometry.is_empty)].to_crs(4326)
     x, y = pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy()
     if shift:
         x, y = from_wgs84(x, y, "gcj02")
     w = pts[weight].to_numpy(dtype=float) if weight else np.ones(len(pts))
     cells = pd.DataFrame(
-        {"x": np.round(x / 0.001) * 0.001, "y": np.round(y / 0.001) * 0.001, "w": w}
+        {"x": np.round(x / HEAT_CELL) * HEAT_CELL, "y": np.round(y / HEAT_CELL) * HEAT_CELL, "w": w}
     )
     binned = cells.groupby(["y", "x"], sort=True)["w"].sum().reset_index()
     top = binned["w"].quantile(0.99) or 1.0
@@ -569,7 +575,17 @@ class _Script(MacroElement):
             Element(f"<title>{html.escape(self.title)}</title>"), name="gridgeo_title"
         )
         figure.header.add_child(Element(f"<script>{_LIBRARY}</script>"), name="gridgeo_lib")
-        call = f"gridgeoMap({self._parent.get_name()}, {self.config});"
+        # The data as a JSON block, not a JS literal: parsed faster, never executed.
+        # _safe_json escapes "<", so nothing inside can close the element.
+        data_id = f"{self.get_name()}_data"
+        figure.html.add_child(
+            Element(f'<script type="application/json" id="{data_id}">{self.config}</script>'),
+            name=data_id,
+        )
+        call = (
+            f"gridgeoMap({self._parent.get_name()}, "
+            f"JSON.parse(document.getElementById('{data_id}').textContent));"
+        )
         figure.script.add_child(Element(call), name=self.get_name())
 
 
