@@ -145,7 +145,7 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     regions that no boundary crosses, so each lies wholly in one leaf or in
     none: one point-in-polygon test per region labels all its cells
     (``scipy.ndimage.label``). Each boundary cell keeps the leaves whose
-    bounding boxes reach it, for the exact test.
+    polygons cross it, for the exact test.
 
     >>> import gridgeo
     >>> index = build_index(gridgeo.load_demo())
@@ -193,7 +193,9 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     boxes = shapely.box(
         minx + bx * cell, miny + by * cell, minx + (bx + 1) * cell, miny + (by + 1) * cell
     )
-    cell_of, candidate = tree.query(boxes)  # bounding boxes only: cheap and a superset
+    # Exact candidates (about a third fewer than by bounding box) make every
+    # later point test cheaper, for half a second more here.
+    cell_of, candidate = tree.query(boxes, predicate="intersects")
     offsets = np.r_[0, np.cumsum(np.bincount(cell_of, minlength=len(boxes)))]
     lookup[by, bx] = -2 - np.arange(len(boxes), dtype=np.int32)
     return GridIndex(
@@ -413,7 +415,8 @@ def _coordinates(points, system, coords):
         reason[mask] = _REASON[why]
 
     geoms = points.geometry.to_numpy()
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    type_id = shapely.get_type_id(geoms)  # -1: missing
+    missing = (type_id == -1) | shapely.is_empty(geoms)
     mark(missing, "missing")
     if "coord_error" in points:
         told = points["coord_error"].fillna("").astype(str).to_numpy()
@@ -423,13 +426,15 @@ def _coordinates(points, system, coords):
             status[rows] = invalid
             reason[rows] = code
         missing |= told != ""
-    not_point = ~missing & (shapely.get_type_id(geoms) != 0)
+    not_point = ~missing & (type_id != 0)
     mark(not_point, "not_point")
     ok = ~missing & ~not_point
-    x = np.full(n, np.nan)
-    y = np.full(n, np.nan)
-    xy = shapely.get_coordinates(geoms[ok])
-    x[ok], y[ok] = xy[:, 0], xy[:, 1]
+    if ok.all():  # the usual case: no copy of the geometry array
+        x, y = shapely.get_x(geoms), shapely.get_y(geoms)
+    else:
+        x = np.full(n, np.nan)
+        y = np.full(n, np.nan)
+        x[ok], y[ok] = shapely.get_x(geoms[ok]), shapely.get_y(geoms[ok])
     bad = ok & ~(np.isfinite(x) & np.isfinite(y))
     mark(bad, "non_numeric")
     ok &= ~bad
