@@ -105,6 +105,13 @@ TEXT = {
         },
         "norm": {"below": "低于标准", "within": "符合标准", "above": "高于标准", "n/a": "不适用"},
         "status": "状态",
+        "statuses": {
+            "reported": "已上报",
+            "dispatched": "已派遣",
+            "handled": "已处置",
+            "closed": "已结案",
+            "overdue": "超期",
+        },
         "kind": "类型",
         "message": "说明",
     },
@@ -134,12 +141,20 @@ TEXT = {
         },
         "norm": {"below": "below", "within": "within", "above": "above", "n/a": "n/a"},
         "status": "Status",
+        "statuses": {
+            "reported": "reported",
+            "dispatched": "dispatched",
+            "handled": "handled",
+            "closed": "closed",
+            "overdue": "overdue",
+        },
         "kind": "Kind",
         "message": "Message",
     },
 }
 
 HEAT_CELL = 0.002  # degrees
+HEAT_MIN = 3  # points a heat cell must hold
 PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fdb462", "#b3de69", "#fccde5", "#d9d9d9", "#bc80bd"]
 DEFECT_COLOURS = {
     "gap": "#e31a1c",
@@ -245,7 +260,8 @@ def coverage_map(
             entries.append(_Layer(level, text[level], "polygons", data, level != "micro_grid"))
 
     views, legends = {}, {}
-    if households is not None or per_grid is not None:
+    assigned = households is not None and "grid_code" in households
+    if assigned or per_grid is not None:
         from gridgeo import stats
 
         if per_grid is None:
@@ -363,7 +379,8 @@ def _tiles(tiles, key, attribution, crs) -> dict | None:
         )
     if crs not in ("wgs84", "gcj02"):
         raise GridgeoError(f"tiles_crs must be 'wgs84' or 'gcj02', not {crs!r}")
-    return {"url": str(tiles), "attribution": attribution or "", "crs": crs}
+    # Leaflet renders attributions as HTML: escape the caller's text.
+    return {"url": str(tiles), "attribution": html.escape(attribution or ""), "crs": crs}
 
 
 def _simplified(system: GridSystem, tolerance: float, shift: bool) -> dict[str, gpd.GeoDataFrame]:
@@ -371,7 +388,10 @@ def _simplified(system: GridSystem, tolerance: float, shift: bool) -> dict[str, 
     out = {}
     for name, frame in system.items():
         metric = frame.to_crs(metric_crs(system.config))
-        geoms = metric.geometry.make_valid().to_numpy()
+        # Polygon parts only: a repaired spike would otherwise leave a line behind.
+        geoms = shapely.make_valid(
+            metric.geometry.to_numpy(), method="structure", keep_collapsed=False
+        )
         if tolerance > 0 and shapely.coverage_is_valid(geoms):
             geoms = shapely.coverage_simplify(geoms, tolerance)
         lonlat = gpd.GeoSeries(geoms, crs=metric.crs).to_crs(4326).to_numpy()
@@ -480,10 +500,22 @@ def _heat(points: gpd.GeoDataFrame, weight: str | None, shift: bool) -> list:
     if shift:
         x, y = from_wgs84(x, y, "gcj02")
     w = pts[weight].to_numpy(dtype=float) if weight else np.ones(len(pts))
-    cells = pd.DataFrame(
-        {"x": np.round(x / HEAT_CELL) * HEAT_CELL, "y": np.round(y / HEAT_CELL) * HEAT_CELL, "w": w}
-    )
-    binned = cells.groupby(["y", "x"], sort=True)["w"].sum().reset_index()
+    # k-anonymity: a cell holding fewer than HEAT_MIN points is merged into a
+    # 5× coarser cell, and one still that small is left out, so no cell
+    # stands for one or two households (or gives away a household's size).
+    binned = []
+    for size in (HEAT_CELL, 5 * HEAT_CELL):
+        cells = pd.DataFrame(
+            {"x": np.round(x / size) * size, "y": np.round(y / size) * size, "w": w}
+        )
+        grouped = cells.groupby(["y", "x"], sort=True)["w"].agg(["sum", "size"]).reset_index()
+        binned.append(grouped[grouped["size"] >= HEAT_MIN])
+        small = cells.set_index(["y", "x"]).index.isin(
+            grouped.loc[grouped["size"] < HEAT_MIN].set_index(["y", "x"]).index
+        )
+        x, y, w = x[small], y[small], w[small]
+    # A coarse cell's centre is also a fine one's: add them up.
+    binned = pd.concat(binned).groupby(["y", "x"], sort=True)["sum"].sum().rename("w").reset_index()
     top = binned["w"].quantile(0.99) or 1.0
     return np.column_stack(
         [binned["y"].round(4), binned["x"].round(4), (binned["w"] / top).clip(0, 1).round(3)]
@@ -504,6 +536,9 @@ def _points(points: gpd.GeoDataFrame, shift: bool, text) -> dict:
         if c in pts
     ]
     props = pts[cols].astype(str)
+    if "status" in props:
+        props["state"] = props["status"]  # for the colour; "status" is shown translated
+        props["status"] = props["status"].map(text["statuses"]).fillna(props["status"])
     return _geojson(geoms, props)
 
 
@@ -615,7 +650,8 @@ function gridgeoMap(map, cfg) {
   if (cfg.tiles) { L.tileLayer(cfg.tiles.url, { attribution: cfg.tiles.attribution, maxZoom: 18 }).addTo(map); }
   box('topleft', function (d) { d.appendChild(el('div', 'gg-title', cfg.title)); if (cfg.note) d.appendChild(el('div', 'gg-note', cfg.note)); });
   L.control.scale({ imperial: false }).addTo(map);
-  var svg = L.svg(), canvas = L.canvas();
+  map.createPane('ggPoints'); map.getPane('ggPoints').style.zIndex = 450;  // above the polygons
+  var svg = L.svg(), canvas = L.canvas({ pane: 'ggPoints' });
   var overlays = {}, searchable = [], legendBox = null;
   var lab = cfg.labels;
   function tip(props, valueLabel) {
@@ -648,7 +684,7 @@ function gridgeoMap(map, cfg) {
     } else if (spec.kind === 'heat') {
       layer = L.heatLayer(spec.data, { radius: 12, blur: 15, maxZoom: 14 });
     } else {
-      layer = L.geoJSON(spec.data, { pointToLayer: function (f, ll) { return L.circleMarker(ll, { radius: 4, renderer: canvas, color: f.properties.status === 'overdue' ? '#d7191c' : '#2b83ba', weight: 1, fillOpacity: 0.8 }); }, onEachFeature: function (f, l) { l.bindTooltip(function () { return tip(f.properties); }); } });
+      layer = L.geoJSON(spec.data, { pointToLayer: function (f, ll) { return L.circleMarker(ll, { radius: 4, renderer: canvas, pane: 'ggPoints', color: f.properties.state === 'overdue' ? '#d7191c' : '#2b83ba', weight: 1, fillOpacity: 0.8 }); }, onEachFeature: function (f, l) { l.bindTooltip(function () { return tip(f.properties); }); } });
     }
     overlays[spec.label] = layer;
     layer._ggKey = spec.key;
@@ -660,8 +696,13 @@ function gridgeoMap(map, cfg) {
     var spec = cfg.legends[key]; if (!spec) return;
     legendBox = box('bottomright', function (d) { d.classList.add('gg-legend'); d.appendChild(el('div', 'gg-title', spec.title)); spec.items.forEach(function (it) { var row = el('div'); var sw = el('i'); sw.style.background = it[0]; row.appendChild(sw); row.appendChild(document.createTextNode(it[1])); d.appendChild(row); }); });
   }
-  map.on('overlayadd', function (e) { if (cfg.legends[e.layer._ggKey]) showLegend(e.layer._ggKey); });
-  map.on('overlayremove', function (e) { if (cfg.legends[e.layer._ggKey] && legendBox) { map.removeControl(legendBox); legendBox = null; } });
+  var shown = [];  // views switched on, latest last: its legend is the one shown
+  map.on('overlayadd', function (e) { var k = e.layer._ggKey; if (!cfg.legends[k]) return; shown.push(k); showLegend(k); });
+  map.on('overlayremove', function (e) {
+    var k = e.layer._ggKey; if (!cfg.legends[k]) return;
+    shown = shown.filter(function (x) { return x !== k; });
+    if (shown.length) showLegend(shown[shown.length - 1]); else if (legendBox) { map.removeControl(legendBox); legendBox = null; }
+  });
   box('topright', function (d) {
     d.classList.add('gg-search');
     var input = el('input'); input.type = 'search'; input.placeholder = lab.search; var list = el('ul');

@@ -2,5 +2,18 @@
 # Installs everything the test suite needs on a fresh machine, then runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The browser tests (tests/test_maps_browser.py) drive Debian's Chromium through
+# Playwright (never `playwright install`) and compare a screenshot whose Chinese
+# text needs the Noto CJK fonts. CI runs as root on a fresh Debian machine.
+has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+if [ ! -x /usr/bin/chromium ] || ! has_package fonts-noto-cjk; then
+    as_root=()
+    [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium fonts-noto-cjk
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m pytest "$@"
