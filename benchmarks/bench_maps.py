@@ -208,8 +208,9 @@ def plain_html(data: Inputs, markers: str | None = "markers", heat: bool = True)
 
 def gridgeo_parts(text: str) -> dict[str, float]:
     """MB of each part of gridgeo's page: inlined libraries, each layer's data, the rest."""
-    at = text.index("gridgeoMap(map_")
-    at = text.index(", ", at) + 2
+    # The page data sits in a <script type="application/json"> block.
+    start = text.index('<script type="application/json"')
+    at = text.index(">", start) + 1
     config, _ = json.JSONDecoder().raw_decode(text, at)
     total = megabytes(text)
 
