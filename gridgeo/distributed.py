@@ -21,7 +21,8 @@ input and output paths (a shared filesystem or object store).
 
 Example
 -------
->>> from gridgeo.distributed import assign_parquet  # doctest: +SKIP
+>>> import gridgeo
+>>> from gridgeo.distributed import assign_parquet
 >>> assign_parquet("households/", gridgeo.load_demo(), "assigned/")  # doctest: +SKIP
 PosixPath('assigned')
 """
@@ -29,8 +30,6 @@ PosixPath('assigned')
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +45,9 @@ from pyproj import CRS
 from gridgeo.assign import GridIndex, assign, build_index
 from gridgeo.crs import require_crs
 from gridgeo.errors import CrsError, DataFileError, GridgeoError
+
+# The atomic-write helpers of io: one implementation for every folder gridgeo writes.
+from gridgeo.io import _staging, _swap_folder
 from gridgeo.model import GridSystem
 
 if TYPE_CHECKING:
@@ -85,22 +87,22 @@ def assign_parquet(
     Parameters
     ----------
     points_path:
-        A GeoParquet file, or a folder of GeoParquet parts (one partition per
-        file, or per row group when ``partition_size`` asks for it). Read
-        lazily with :func:`dask_geopandas.read_parquet`; a ``scheme://`` URL
-        is passed through to it unchecked.
+        A GeoParquet file, or a folder of GeoParquet parts, read lazily with
+        :func:`dask_geopandas.read_parquet` (a partition per file, unless
+        ``partition_size`` says otherwise); a ``scheme://`` URL is passed
+        through to it unchecked.
     system:
         The grid system.
     out_path:
-        A folder to write the result to, as partitioned GeoParquet (one
-        ``part.N.parquet`` per partition, the original index kept; read it
-        back with :func:`dask_geopandas.read_parquet`, as
+        A folder to write the result to, as partitioned GeoParquet: one
+        ``part.N.parquet`` per partition, the original index kept (read it
+        back with :func:`dask_geopandas.read_parquet`;
         :func:`geopandas.read_parquet` names an unnamed index
-        ``__null_dask_index__``). The run
-        happens here and the folder's path is returned. Written to a hidden
-        folder beside it first and moved into place when complete; an
-        existing folder of ``.parquet`` files is replaced, anything else
-        there is refused. ``None``: return the lazy result instead.
+        ``__null_dask_index__``). The run happens here and the folder's path
+        is returned. Written to a hidden folder beside it and moved into
+        place when complete and checked; an existing folder of ``.parquet``
+        files is replaced, anything else there is refused. ``None``: return
+        the lazy result instead.
     scheduler:
         ``None``: start a :class:`distributed.LocalCluster` of ``n_workers``
         processes with one thread and ``memory_limit`` each, and close it
@@ -130,13 +132,15 @@ def assign_parquet(
         :func:`~gridgeo.assign.assign` adds. The code columns,
         ``assign_status`` and ``suggested`` are categoricals with the same
         (known) categories as in-process; ``candidates`` — and
-        ``assign_reason`` when the points have
-        a ``coord_error`` column — are plain text, since their vocabulary
-        differs from partition to partition. Nothing is run: ``.compute()``
+        ``assign_reason`` when the points have a ``coord_error`` column —
+        are plain text, since their vocabulary differs from partition to
+        partition. Nothing is run: ``.compute()``
         runs on the current dask scheduler (the client connected to
         ``scheduler`` if one was given — it is left open and set as the
         default for that —, else any client already current, else dask's
-        local scheduler; no cluster is started for a lazy result). With
+        local scheduler; no cluster is started for a lazy result). Call it
+        with the client current, so the index is scattered rather than
+        shipped inside the graph. With
         ``out_path``, the path written.
 
     Raises
@@ -154,8 +158,14 @@ def assign_parquet(
         Any other bad input, raised as the original gridgeo error (not
         wrapped in a dask or distributed exception).
     """
-    import dask_geopandas
-    from distributed import Client
+    try:
+        import dask_geopandas
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError(
+            f"assign_parquet needs dask-geopandas and dask.distributed ({exc}); "
+            "install them with: pip install 'gridgeo[distributed]'"
+        ) from exc
 
     if on_overlap not in ("rule", "review"):
         raise GridgeoError(f"on_overlap must be 'rule' or 'review', not {on_overlap!r}")
@@ -357,28 +367,3 @@ def _check_replaceable(target: Path) -> None:
             f"{target} already holds files that are not GeoParquet parts ({foreign[:5]}); "
             "the result replaces the whole folder, so give a new or empty folder."
         )
-
-
-@contextmanager
-def _staging(target: Path) -> Iterator[Path]:
-    """A new hidden folder beside ``target``, removed on exit whatever happens."""
-    stage = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    stage.mkdir()
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _swap_folder(new: Path, target: Path, stage: Path) -> None:
-    """Move folder ``new`` to ``target``, replacing any old ``target``."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    aside = stage / "previous"
-    os.replace(target, aside)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(aside, target)
-        raise

@@ -146,11 +146,15 @@ def assert_same(result: pd.DataFrame, expected: pd.DataFrame) -> None:
     )
 
 
-def test_the_points_cover_every_status_of_interest(expected):
+def test_the_points_cover_every_status_of_interest(parquet, system, index, expected):
     counts = expected["assign_status"].value_counts()
     assert counts["inside"] >= N_HOMES
     assert counts["on_boundary"] >= 20
     assert counts["outside"] == 2 and counts["invalid"] == 3
+    # On its own, the last part (bad rows only) is refused by assign: not one
+    # valid point lands in the banner. assign_parquet must still assign it.
+    with pytest.raises(CrsError, match="none of the 2 valid points"):
+        assign(gpd.read_parquet(parquet / f"part.{PARTS:02d}.parquet"), system, index=index)
 
 
 def test_lazy_result_on_a_cluster_equals_assign_in_process(
@@ -203,11 +207,11 @@ def test_default_starts_and_closes_its_own_local_cluster(
 def test_partition_size_splits_and_joins_in_order(cluster, parquet, system, index, expected):
     stored = [pq.ParquetFile(f).metadata.num_rows for f in sorted(parquet.iterdir())]
     assert len(stored) == PARTS + 1 and max(stored) == 5_008
-    small = assign_parquet(parquet, system, index=index, partition_size=2_000)
-    assert small.npartitions == 3 * len(stored)  # each part split in 3 pieces
-    joined = assign_parquet(parquet, system, index=index, partition_size=12_000)
-    assert joined.npartitions == 3  # neighbours joined two at a time
     with Client(cluster) as client:
+        small = assign_parquet(parquet, system, index=index, partition_size=2_000)
+        assert small.npartitions == 3 * len(stored)  # each part split in 3 pieces
+        joined = assign_parquet(parquet, system, index=index, partition_size=12_000)
+        assert joined.npartitions == 3  # neighbours joined two at a time
         for frame, size in [(small, 2_000), (joined, 12_000)]:
             partitions = client.compute(frame.to_delayed(), sync=True)
             assert max(len(p) for p in partitions) <= size
