@@ -47,6 +47,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 import shapely.ops
+from _report import ratio, say, secs, table  # benchmarks/_report.py
 
 from gridgeo.check import check_level, check_system
 from gridgeo.config import BANNER, Coverage, GridConfig, Level
@@ -462,29 +463,6 @@ def _nearest_code(frame: gpd.GeoDataFrame, geom) -> str:
 
 
 # -- printing --------------------------------------------------------------------------
-def table(headers: list[str], rows: list[list], title: str = "") -> None:
-    text = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in text)) for i, h in enumerate(headers)]
-    if title:
-        print(f"\n{title}")
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in text:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-
-
-def secs(t: float | None) -> str:
-    return "—" if t is None else f"{t:.3f}" if t < 10 else f"{t:.1f}"
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or b == 0:
-        return "—"
-    return f"{a / b:.1f}×" if a / b >= 1 else f"{a / b:.2f}×"
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 # -- part 1 ----------------------------------------------------------------------------
