@@ -342,7 +342,7 @@ def assign(
             "longitude and latitude columns are swapped."
         )
 
-    out = points.copy()
+    out = points.copy(deep=False)  # new columns only: the input is never modified
     for column in index.code_columns:
         position, categories = index.level_codes[column]
         codes = np.where(leaf >= 0, position[np.maximum(leaf, 0)], -1)
@@ -429,8 +429,9 @@ def _coordinates(points, system, coords):
     not_point = ~missing & (type_id != 0)
     mark(not_point, "not_point")
     ok = ~missing & ~not_point
-    if ok.all():  # the usual case: no copy of the geometry array
-        x, y = shapely.get_x(geoms), shapely.get_y(geoms)
+    if ok.all():  # the usual case: one pass, no copy of the geometry array
+        xy = shapely.get_coordinates(geoms)
+        x, y = xy[:, 0].copy(), xy[:, 1].copy()
     else:
         x = np.full(n, np.nan)
         y = np.full(n, np.nan)

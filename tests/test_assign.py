@@ -63,7 +63,9 @@ def test_every_household_lands_in_its_registered_grid(system, index, homes):
 def test_order_and_index_are_kept(system, index, homes):
     sample = homes.sample(500, random_state=1)
     sample.index = [f"row{i}" for i in range(500)]
+    before = sample.copy()
     out = assign(sample, system, index=index)
+    assert sample.equals(before) and list(sample.columns) == list(before.columns)  # input untouched
     assert list(out.index) == list(sample.index)
     assert (out["household_id"] == sample["household_id"]).all()
 
