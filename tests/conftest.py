@@ -71,3 +71,17 @@ def demo_system() -> GridSystem:
     from gridgeo.demo import load_demo
 
     return load_demo()
+
+
+@pytest.fixture(scope="session")
+def system(demo_system) -> GridSystem:
+    """The demo system, shared by the modules that only read it."""
+    return demo_system
+
+
+@pytest.fixture(scope="session")
+def index(demo_system):
+    """Its assignment index, built once for the whole run."""
+    from gridgeo.assign import build_index
+
+    return build_index(demo_system)

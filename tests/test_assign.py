@@ -18,16 +18,6 @@ from gridgeo.io import read_points, write_table
 
 
 @pytest.fixture(scope="module")
-def system():
-    return gridgeo.load_demo()
-
-
-@pytest.fixture(scope="module")
-def index(system):
-    return build_index(system)
-
-
-@pytest.fixture(scope="module")
 def homes(system):
     return households(system)
 

@@ -42,16 +42,6 @@ MEMORY = "768MiB"
 
 
 @pytest.fixture(scope="module")
-def system():
-    return gridgeo.load_demo()
-
-
-@pytest.fixture(scope="module")
-def index(system):
-    return build_index(system)
-
-
-@pytest.fixture(scope="module")
 def cluster():
     with LocalCluster(
         n_workers=2, threads_per_worker=1, memory_limit=MEMORY, dashboard_address=":0"

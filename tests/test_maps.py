@@ -355,7 +355,15 @@ def test_heat_is_binned(demo):
     # Open incidents are points, but carry no reporter data and ~1 m coordinates.
     shown = layer(demo.config, "open")["data"]["features"]
     assert shown
-    allowed = {"incident_id", "event_class", "subclass", "status", "state", "description", "grid_code"}
+    allowed = {
+        "incident_id",
+        "event_class",
+        "subclass",
+        "status",
+        "state",
+        "description",
+        "grid_code",
+    }
     for feature in shown:
         assert set(feature["properties"]) <= allowed
         lon, lat = feature["geometry"]["coordinates"]
