@@ -47,7 +47,7 @@ from gridgeo.crs import require_crs
 from gridgeo.errors import CrsError, DataFileError, GridgeoError
 
 # The atomic-write helpers of io: one implementation for every folder gridgeo writes.
-from gridgeo.io import _staging, _swap_folder
+from gridgeo.io.atomic import staging, swap_folder
 from gridgeo.model import GridSystem
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def assign_parquet(
         shared = client.scatter(index, broadcast=True) if client else _delayed(index)
         return points.map_partitions(_assign_partition, shared, **options, meta=meta)
 
-    with _client(scheduler, n_workers, memory_limit) as client, _staging(target) as stage:
+    with _client(scheduler, n_workers, memory_limit) as client, staging(target) as stage:
         shared = client.scatter(index, broadcast=True)
         result = points.map_partitions(_assign_partition, shared, **options, meta=meta)
         written = stage / target.name
@@ -221,7 +221,7 @@ def assign_parquet(
                 "the coordinates are GCJ-02/BD-09 (coords='gcj02' or 'bd09'), and whether the "
                 f"longitude and latitude columns are swapped. Nothing was written to {target}."
             )
-        _swap_folder(written, target, stage)
+        swap_folder(written, target, stage)
     return target
 
 

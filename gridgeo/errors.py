@@ -7,6 +7,10 @@ The command line prints the message without a traceback and exits 2.
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "CodeError",
     "CrsError",
@@ -16,7 +20,11 @@ __all__ = [
     "GridgeoError",
     "LayerError",
     "SchemaError",
+    "cli_voice",
+    "option",
 ]
+
+_CLI = contextvars.ContextVar("gridgeo_cli_voice", default=False)
 
 
 class GridgeoError(Exception):
@@ -49,3 +57,38 @@ class CodeError(GridgeoError):
 
 class GeometryError(GridgeoError):
     """A geometry is missing, empty or not a polygon where one is required."""
+
+
+def option(name: str, value: str | None = None) -> str:
+    """How a user sets the option ``name``, in the words of where they are.
+
+    Messages name options the way the user can set them: ``--tiles-key KEY`` when
+    the command line raised the error (inside :func:`cli_voice`), ``tiles_key='KEY'``
+    when Python code did. One helper, so no message names a Python keyword to a
+    command-line user.
+
+    Examples
+    --------
+    >>> option("lon", "your column")
+    "lon='your column'"
+    >>> with cli_voice():
+    ...     option("lon", "your column")
+    "--lon 'your column'"
+    >>> with cli_voice():
+    ...     option("on_overlap")
+    '--on-overlap'
+    """
+    if _CLI.get():
+        flag = "--" + name.replace("_", "-")
+        return flag if value is None else f"{flag} {value!r}"
+    return f"{name}=" if value is None else f"{name}={value!r}"
+
+
+@contextmanager
+def cli_voice() -> Iterator[None]:
+    """Within this block, :func:`option` names command-line flags (used by the CLI)."""
+    token = _CLI.set(True)
+    try:
+        yield
+    finally:
+        _CLI.reset(token)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely import box
 
-import gridgeo.io as gio
+import gridgeo.io.write as gio
 from gridgeo.errors import (
     CrsError,
     DataFileError,
