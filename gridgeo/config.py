@@ -114,7 +114,10 @@ class GridConfig:
         :func:`gridgeo.crs.metric_crs`.
     shapefile_fields:
         Declared mapping from column names to Shapefile's 10-character DBF
-        field names; the reverse is applied on reading.
+        field names; the reverse is applied on reading. It covers the
+        columns gridgeo itself writes (levels, ``assign`` results, the demo's
+        households and incidents), so ``assign -o out.shp`` reads back with
+        the long names; extend it for columns of your own.
     """
 
     root_code: str = "150823"
@@ -133,6 +136,26 @@ class GridConfig:
         ("basic_grid", "basic_grid"),
         ("source_codes", "src_codes"),
         ("settlement", "settlemnt"),
+        # the columns assign and read_points add; those that fit are declared as
+        # they are, so a reader never takes them for a cut of a longer name
+        # ("suggested" for "suggested_m")
+        ("banner_code", "banner_cd"),
+        ("town_code", "town_code"),
+        ("grid_code", "grid_code"),
+        ("micro_grid_code", "micro_cd"),
+        ("assign_status", "asg_status"),
+        ("assign_reason", "asg_reason"),
+        ("candidates", "candidates"),
+        ("suggested", "suggested"),
+        ("suggested_m", "suggest_m"),
+        ("coord_error", "coord_err"),
+        # the demo's households and incidents
+        ("household_id", "hh_id"),
+        ("registered_grid", "reg_grid"),
+        ("incident_id", "incid_id"),
+        ("event_class", "evt_class"),
+        ("description", "descript"),
+        ("reported_at", "report_at"),
     )
 
     def __post_init__(self) -> None:

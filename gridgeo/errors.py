@@ -15,6 +15,7 @@ __all__ = [
     "CodeError",
     "CrsError",
     "DataFileError",
+    "DiskFullError",
     "EncodingError",
     "GeometryError",
     "GridgeoError",
@@ -33,6 +34,10 @@ class GridgeoError(Exception):
 
 class DataFileError(GridgeoError):
     """A file or folder is missing, unreadable or of an unknown format."""
+
+
+class DiskFullError(DataFileError):
+    """The disk filled up while writing; the message says how much space was needed."""
 
 
 class LayerError(GridgeoError):
