@@ -40,13 +40,15 @@ Example
 >>> from gridgeo.demo import households
 >>> system = gridgeo.load_demo()
 >>> out = assign(households(system).head(1000), system)
->>> out["assign_status"].value_counts().to_dict()
-{'inside': 1000}
+>>> out["assign_status"].value_counts().to_dict()  # categorical: every status counted
+{'inside': 1000, 'on_boundary': 0, 'in_overlap': 0, 'in_gap': 0, 'outside': 0, 'invalid': 0}
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from enum import IntEnum
 from functools import cached_property
 from typing import Literal
 
@@ -57,18 +59,56 @@ import shapely
 from pyproj import CRS, Transformer
 from scipy import ndimage
 
-from gridgeo.crs import metric_crs, require_crs
-from gridgeo.errors import CrsError, GridgeoError
+from gridgeo.crs import in_china, metric_crs, require_crs, to_wgs84
+from gridgeo.errors import CrsError, GridgeoError, option
 from gridgeo.model import GridSystem
 
-__all__ = ["STATUSES", "GridIndex", "assign", "build_index"]
+__all__ = ["MAX_CELLS", "STATUSES", "GridIndex", "Reason", "assign", "build_index"]
 
 STATUSES = ("inside", "on_boundary", "in_overlap", "in_gap", "outside", "invalid")
 
-# Rough bounding box of China, for telling swapped or foreign coordinates.
-CHINA = (73.5, 3.8, 135.1, 53.6)
+MAX_CELLS = 2**24
+"""Most cells a :class:`GridIndex` lattice may have (about 200 MB while it is built).
+
+A system spanning more than the default cell allows gets coarser cells
+instead: answers stay exact, only more points need the exact test.
+"""
+
 # CGCS2000 and WGS-84 agree to well under a metre: grid work treats them as one.
 _SAME_DATUM = {4326, 4490}
+
+
+class Reason(IntEnum):
+    """Why a point got its ``assign_status``: the code stored, and :attr:`text` shown.
+
+    ``{root}`` in a text stands for the configuration's root name (乌拉特前旗);
+    :func:`assign` fills it in.
+
+    >>> Reason.ON_BOUNDARY.text
+    'on a shared boundary; lowest code chosen'
+    >>> int(Reason.OUTSIDE), Reason.OUTSIDE.text.format(root="乌拉特前旗")
+    (5, 'outside 乌拉特前旗')
+    """
+
+    text: str
+
+    def __new__(cls, text: str) -> Reason:
+        member = int.__new__(cls, len(cls.__members__))
+        member._value_ = len(cls.__members__)
+        member.text = text
+        return member
+
+    INSIDE = "in exactly one grid"
+    ON_BOUNDARY = "on a shared boundary; lowest code chosen"
+    OVERLAP_RULE = "inside overlapping grids; lowest code chosen"
+    OVERLAP_REVIEW = "inside overlapping grids; left for review"
+    IN_GAP = "inside {root} but in no grid"
+    OUTSIDE = "outside {root}"
+    MISSING = "missing coordinates"
+    NOT_POINT = "not a point"
+    NON_NUMERIC = "non-numeric coordinates"
+    OUT_OF_RANGE = "coordinates out of range"
+    SWAPPED = "latitude and longitude swapped"
 
 
 @dataclass
@@ -122,6 +162,15 @@ class GridIndex:
             out[column] = (position, pd.Index(categories))
         return out
 
+    @cached_property
+    def code_rank(self) -> np.ndarray:
+        """Each leaf's rank by ``leaf_code``: the order of candidates and of the rule."""
+        rank = np.empty(len(self.leaves), dtype=np.int64)
+        rank[np.argsort(self.leaves["leaf_code"].to_numpy(dtype=str), kind="stable")] = np.arange(
+            len(self.leaves)
+        )
+        return rank
+
     def cells_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The lattice value of each point's cell (``-1`` beyond the lattice)."""
         ny, nx = self.lookup.shape
@@ -137,7 +186,9 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     """Build the :class:`GridIndex` of ``system``.
 
     ``cell`` is the lattice cell in storage units (default 0.0005° — about
-    42 × 55 m here — for a geographic CRS, 40 for a projected one).
+    42 × 55 m here — for a geographic CRS, 40 for a projected one). Cells
+    are made coarser where the lattice would exceed :data:`MAX_CELLS`, so
+    memory stays bounded however large the system.
 
     How: every leaf boundary is cut into pieces of half a cell, and the four
     cells around each piece are marked as boundary cells (a superset of the
@@ -156,10 +207,12 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     crs = CRS.from_user_input(system.crs)
     cell = cell or (0.0005 if crs.is_geographic else 40.0)
     geoms = leaves.geometry.to_numpy()
-    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-    minx, miny = minx - cell, miny - cell
-    nx = int(np.ceil((maxx - minx) / cell)) + 1
-    ny = int(np.ceil((maxy - miny) / cell)) + 1
+    if not len(geoms):  # no leaf at all: every point is tested against the outline
+        empty = np.empty(0, dtype=np.int32)
+        lookup = np.full((1, 1), -1, dtype=np.int32)
+        return GridIndex(system, leaves, code_columns, lookup, np.zeros(1, int), empty, (0, 0), 1)
+    bounds = shapely.total_bounds(geoms)
+    cell, (minx, miny), (ny, nx) = _lattice(bounds, cell)
 
     # Edges cut to half a cell join neighbouring cells only; marking the four
     # cells around each such piece covers every cell the edge crosses.
@@ -208,6 +261,21 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
         (minx, miny),
         cell,
     )
+
+
+def _lattice(bounds: np.ndarray, cell: float) -> tuple[float, tuple[float, float], tuple[int, int]]:
+    """Cell size, lower-left corner and shape of a lattice over ``bounds``.
+
+    One cell of margin on every side; the cell grows until the lattice has at
+    most :data:`MAX_CELLS` cells.
+    """
+    minx, miny, maxx, maxy = bounds
+    while True:
+        nx = int(np.ceil((maxx - minx) / cell)) + 2
+        ny = int(np.ceil((maxy - miny) / cell)) + 2
+        if nx * ny <= MAX_CELLS:
+            return cell, (minx - cell, miny - cell), (ny, nx)
+        cell *= math.sqrt(nx * ny / MAX_CELLS) * 1.01
 
 
 def _leaves(system: GridSystem) -> tuple[gpd.GeoDataFrame, list[str]]:
@@ -303,14 +371,16 @@ def assign(
         banner (a wrong CRS or swapped columns, never a silent empty result).
     """
     if on_overlap not in ("rule", "review"):
-        raise GridgeoError(f"on_overlap must be 'rule' or 'review', not {on_overlap!r}")
+        raise GridgeoError(
+            f"{option('on_overlap', on_overlap)} is not a choice: use "
+            f"{option('on_overlap', 'rule')} or {option('on_overlap', 'review')}."
+        )
     index = index or build_index(system)
     require_crs(points, "the points")
-    x, y, status, reason = _coordinates(points, system, coords)
+    texts = _reason_texts(system, points)
+    x, y, status, reason = _coordinates(points, system, coords, texts)
     n = len(points)
     leaf = np.full(n, -1, dtype=np.int64)
-    cand = np.full(n, -1, dtype=np.int64)  # row into candidate_text
-    candidate_text: list[str] = []
     valid = status == _UNSET
 
     cell = np.full(n, -1, dtype=np.int64)
@@ -318,18 +388,20 @@ def assign(
     fast = cell >= 0
     leaf[fast] = cell[fast]
     status[fast] = _STATUS["inside"]
-    reason[fast] = _REASON["inside"]
-    exact = np.flatnonzero(valid & ~fast)
-    if len(exact):
-        _exact(
-            index, x, y, exact, cell[exact], leaf, status, reason, cand, candidate_text, on_overlap
-        )
+    reason[fast] = Reason.INSIDE
+    exact = _exact(index, x, y, np.flatnonzero(valid & ~fast), cell, on_overlap)
+    leaf[exact.rows] = exact.leaf
+    status[exact.rows] = exact.status
+    reason[exact.rows] = exact.reason
+    candidate = np.full(n, -1, dtype=np.int64)
+    candidate[exact.rows] = exact.candidate
 
+    gap = np.flatnonzero(status == _STATUS["in_gap"])
+    near, suggested_leaf, distance = _suggest(index, system, x[gap], y[gap], gap_tolerance)
     suggested = np.full(n, -1, dtype=np.int64)
     suggested_m = np.full(n, np.nan)
-    gap = np.flatnonzero(status == _STATUS["in_gap"])
-    if len(gap):
-        _suggest(index, system, x, y, gap, gap_tolerance, suggested, suggested_m)
+    suggested[gap[near]] = suggested_leaf
+    suggested_m[gap[near]] = distance
 
     placed = np.isin(
         status, [_STATUS[s] for s in ("inside", "on_boundary", "in_overlap", "in_gap")]
@@ -338,96 +410,76 @@ def assign(
         raise CrsError(
             f"none of the {int(valid.sum())} valid points falls inside {system.config.root_name}; "
             f"the points' CRS is {points.crs.to_string()}. Check the CRS, whether the "
-            "coordinates are GCJ-02/BD-09 (coords='gcj02' or 'bd09'), and whether the "
-            "longitude and latitude columns are swapped."
+            f"coordinates are GCJ-02/BD-09 ({option('coords', 'gcj02')} or "
+            f"{option('coords', 'bd09')}), and whether the longitude and latitude columns "
+            "are swapped."
         )
 
     out = points.copy(deep=False)  # new columns only: the input is never modified
     for column in index.code_columns:
         position, categories = index.level_codes[column]
-        codes = np.where(leaf >= 0, position[np.maximum(leaf, 0)], -1)
-        out[column] = pd.Categorical.from_codes(codes, categories=categories)
+        out[column] = pd.Categorical.from_codes(_take(position, leaf), categories=categories)
     out["assign_status"] = pd.Categorical.from_codes(status, categories=list(STATUSES))
-    out["assign_reason"] = pd.Categorical.from_codes(
-        reason, categories=list(REASONS) + _extra_reasons(points)
-    )
-    texts, position = np.unique(np.asarray(candidate_text, dtype=str), return_inverse=True)
-    out["candidates"] = pd.Categorical.from_codes(
-        np.where(cand >= 0, position[np.maximum(cand, 0)] if len(texts) else -1, -1),
-        categories=pd.Index(texts),
-    )
+    out["assign_reason"] = pd.Categorical.from_codes(reason, categories=texts)
+    out["candidates"] = pd.Categorical.from_codes(candidate, categories=exact.texts)
     leaf_position, leaf_codes = index.level_codes["leaf_code"]
     out["suggested"] = pd.Categorical.from_codes(
-        np.where(suggested >= 0, leaf_position[np.maximum(suggested, 0)], -1), categories=leaf_codes
+        _take(leaf_position, suggested), categories=leaf_codes
     )
     out["suggested_m"] = suggested_m
     return out
 
 
-# Status and reason codes; text only at the end, as categoricals.
+def _take(position: np.ndarray, leaf: np.ndarray) -> np.ndarray:
+    """``position[leaf]`` where ``leaf >= 0``, else -1 (a missing categorical code)."""
+    out = np.full(len(leaf), -1, dtype=np.int64)
+    has = leaf >= 0
+    out[has] = position[leaf[has]]
+    return out
+
+
+# Status codes; text only at the end, as categoricals.
 _STATUS = {name: code for code, name in enumerate(STATUSES)}
 _UNSET = -1
-REASONS = (
-    "in exactly one grid",
-    "on a shared boundary; lowest code chosen",
-    "inside overlapping grids; lowest code chosen",
-    "inside overlapping grids; left for review",
-    "inside the banner but in no grid",
-    "outside the banner",
-    "missing coordinates",
-    "not a point",
-    "non-numeric coordinates",
-    "coordinates out of range",
-    "latitude and longitude swapped",
-)
-_REASON = {
-    "inside": 0,
-    "on_boundary": 1,
-    "overlap_rule": 2,
-    "overlap_review": 3,
-    "in_gap": 4,
-    "outside": 5,
-    "missing": 6,
-    "not_point": 7,
-    "non_numeric": 8,
-    "out_of_range": 9,
-    "swapped": 10,
-}
 
 
-def _extra_reasons(points) -> list[str]:
-    """Reasons given by the reader (``coord_error``), after the fixed ones."""
+def _reason_texts(system: GridSystem, points: gpd.GeoDataFrame) -> list[str]:
+    """Categories of ``assign_reason``: :class:`Reason` texts, then the reader's own.
+
+    The reader's reasons (``coord_error``, from :func:`gridgeo.io.read_points`)
+    follow the fixed ones, so their codes are ``len(Reason) + k``.
+    """
+    fixed = [r.text.format(root=system.config.root_name) for r in Reason]
     if "coord_error" not in points:
-        return []
+        return fixed
     told = points["coord_error"].dropna().astype(str)
-    return [t for t in dict.fromkeys(told[told != ""]) if t not in REASONS]
+    return fixed + [t for t in dict.fromkeys(told[told != ""]) if t not in fixed]
 
 
-def _coordinates(points, system, coords):
+def _coordinates(points, system, coords, texts):
     """Points as x, y in the storage CRS, plus status/reason codes of invalid rows."""
     n = len(points)
     status = np.full(n, _UNSET, dtype=np.int64)
     reason = np.full(n, -1, dtype=np.int64)
     invalid = _STATUS["invalid"]
 
-    def mark(mask, why):
+    def mark(mask, why: Reason):
         status[mask] = invalid
-        reason[mask] = _REASON[why]
+        reason[mask] = why
 
     geoms = points.geometry.to_numpy()
     type_id = shapely.get_type_id(geoms)  # -1: missing
     missing = (type_id == -1) | shapely.is_empty(geoms)
-    mark(missing, "missing")
+    mark(missing, Reason.MISSING)
     if "coord_error" in points:
         told = points["coord_error"].fillna("").astype(str).to_numpy()
-        extra = {t: len(REASONS) + k for k, t in enumerate(_extra_reasons(points))}
-        for text, code in extra.items():
+        for code, text in enumerate(texts[len(Reason) :], start=len(Reason)):
             rows = told == text
             status[rows] = invalid
             reason[rows] = code
         missing |= told != ""
     not_point = ~missing & (type_id != 0)
-    mark(not_point, "not_point")
+    mark(not_point, Reason.NOT_POINT)
     ok = ~missing & ~not_point
     if ok.all():  # the usual case: one pass, no copy of the geometry array
         xy = shapely.get_coordinates(geoms)
@@ -437,25 +489,24 @@ def _coordinates(points, system, coords):
         y = np.full(n, np.nan)
         x[ok], y[ok] = shapely.get_x(geoms[ok]), shapely.get_y(geoms[ok])
     bad = ok & ~(np.isfinite(x) & np.isfinite(y))
-    mark(bad, "non_numeric")
+    mark(bad, Reason.NON_NUMERIC)
     ok &= ~bad
 
     source = CRS.from_user_input(points.crs)
     if source.is_geographic:
         # Swapped first: a swapped latitude of 108 is also "out of range".
-        swapped = ok & ~_in_box(x, y, CHINA) & _in_box(y, x, CHINA)
-        mark(swapped, "swapped")
+        swapped = ok & ~in_china(x, y) & in_china(y, x)
+        mark(swapped, Reason.SWAPPED)
         ok &= ~swapped
         out_of_range = ok & ((np.abs(x) > 180) | (np.abs(y) > 90))
-        mark(out_of_range, "out_of_range")
+        mark(out_of_range, Reason.OUT_OF_RANGE)
         ok &= ~out_of_range
         if coords is not None:
-            from gridgeo.crs import to_wgs84
-
             x[ok], y[ok] = to_wgs84(x[ok], y[ok], coords)
     elif coords is not None:
         raise CrsError(
-            f"coords={coords!r} applies to longitude/latitude, but the points are in {source.name}"
+            f"{option('coords', coords)} applies to longitude/latitude, but the points are "
+            f"in {source.name}; leave it out for projected coordinates."
         )
     target = CRS.from_user_input(system.crs)
     if source != target and not {source.to_epsg(), target.to_epsg()} <= _SAME_DATUM:
@@ -464,72 +515,102 @@ def _coordinates(points, system, coords):
     return x, y, status, reason
 
 
-def _in_box(x, y, box) -> np.ndarray:
-    return (x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])
+@dataclass
+class _Exact:
+    """Outcome of the exact test for the points at positions ``rows``.
+
+    ``leaf`` is the chosen leaf (-1: none); ``candidate`` indexes ``texts``,
+    the comma-separated candidate codes of boundary and overlap points (-1:
+    none).
+    """
+
+    rows: np.ndarray
+    leaf: np.ndarray
+    status: np.ndarray
+    reason: np.ndarray
+    candidate: np.ndarray
+    texts: pd.Index
 
 
-def _exact(
-    index, x, y, rows, cells, leaf, status, reason, cand, candidate_text, on_overlap
-) -> None:
-    """Points in boundary cells: exact tests against the cell's candidate leaves."""
+def _exact(index: GridIndex, x, y, rows: np.ndarray, cells: np.ndarray, on_overlap) -> _Exact:
+    """Points not answered by the lattice: exact tests against their cell's candidate leaves.
+
+    Vectorised over (point, candidate leaf) pairs: ``contains`` first, and
+    for points in no interior, ``intersects`` (on an edge or a vertex). A
+    point inside one leaf is ``inside``; inside two or more ``in_overlap``;
+    on edges only ``on_boundary``; in no leaf ``in_gap`` or ``outside``.
+    Candidates are listed, and the rule picks, by lowest code.
+    """
+    m = len(rows)
+    cells = cells[rows]
     boundary = cells <= -2
     b = -cells[boundary] - 2
     starts, ends = index.offsets[b], index.offsets[b + 1]
     lengths = ends - starts
     point = np.repeat(np.flatnonzero(boundary), lengths)
     pos = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
-    polygon = index.candidates[pos]
+    polygon = index.candidates[pos].astype(np.int64)
     px, py = x[rows[point]], y[rows[point]]
     inside = shapely.contains_xy(index.geoms[polygon], px, py)
-    n_in = np.bincount(point[inside], minlength=len(rows))
+    n_in = np.bincount(point[inside], minlength=m)
     touch = np.zeros(len(point), dtype=bool)
     maybe = n_in[point] == 0
     touch[maybe] = shapely.intersects_xy(index.geoms[polygon[maybe]], px[maybe], py[maybe])
-    n_touch = np.bincount(point[touch], minlength=len(rows))
+    n_touch = np.bincount(point[touch], minlength=m)
 
-    one = n_in == 1
-    chosen = np.full(len(rows), -1)
-    chosen[point[inside]] = polygon[inside]
-    leaf[rows[one]] = chosen[one]
-    status[rows[one]] = _STATUS["inside"]
-    reason[rows[one]] = _REASON["inside"]
+    leaf = np.full(m, -1, dtype=np.int64)
+    status = np.full(m, _STATUS["inside"], dtype=np.int64)
+    reason = np.full(m, int(Reason.INSIDE), dtype=np.int64)
+    leaf[point[inside & (n_in[point] == 1)]] = polygon[inside & (n_in[point] == 1)]
 
-    codes = index.leaves["leaf_code"].to_numpy()
-    for k in np.flatnonzero((n_in > 1) | ((n_in == 0) & (n_touch > 0))):
-        row = rows[k]
-        mine = point == k
-        members = polygon[mine & (inside if n_in[k] else touch)]
-        members = members[np.argsort(codes[members], kind="stable")]
-        cand[row] = len(candidate_text)
-        candidate_text.append(",".join(codes[members]))
-        if n_in[k] > 1:
-            status[row] = _STATUS["in_overlap"]
-            if on_overlap == "rule":
-                leaf[row] = members[0]
-                reason[row] = _REASON["overlap_rule"]
-            else:
-                reason[row] = _REASON["overlap_review"]
-        else:
-            status[row] = _STATUS["on_boundary"]
-            reason[row] = _REASON["on_boundary"]
-            leaf[row] = members[0]
+    # Overlap and boundary points: their member leaves sorted by code, lowest first.
+    members = (inside & (n_in[point] > 1)) | touch
+    p, g = point[members], polygon[members]
+    order = np.lexsort((index.code_rank[g], p))
+    p, g = p[order], g[order]
+    first = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, dtype=bool)
+    codes = index.leaves["leaf_code"].to_numpy(dtype=object)[g]
+    pieces = np.where(first, codes, "," + codes.astype(str)).astype(object)
+    joined = np.add.reduceat(pieces, np.flatnonzero(first)) if len(p) else pieces
+    texts, which = np.unique(joined.astype(str), return_inverse=True)
+    candidate = np.full(m, -1, dtype=np.int64)
+    candidate[p[first]] = which
+    lowest = np.full(m, -1, dtype=np.int64)
+    lowest[p[first]] = g[first]
 
-    none = rows[(n_in == 0) & (n_touch == 0)]
+    overlap = n_in > 1
+    status[overlap] = _STATUS["in_overlap"]
+    if on_overlap == "rule":
+        leaf[overlap] = lowest[overlap]
+        reason[overlap] = Reason.OVERLAP_RULE
+    else:
+        reason[overlap] = Reason.OVERLAP_REVIEW
+    edge = (n_in == 0) & (n_touch > 0)
+    status[edge] = _STATUS["on_boundary"]
+    reason[edge] = Reason.ON_BOUNDARY
+    leaf[edge] = lowest[edge]
+
+    none = np.flatnonzero((n_in == 0) & (n_touch == 0))
     if len(none):
-        within = shapely.contains_xy(index.outline, x[none], y[none])
+        within = shapely.contains_xy(index.outline, x[rows[none]], y[rows[none]])
         status[none] = np.where(within, _STATUS["in_gap"], _STATUS["outside"])
-        reason[none] = np.where(within, _REASON["in_gap"], _REASON["outside"])
+        reason[none] = np.where(within, Reason.IN_GAP, Reason.OUTSIDE)
+    return _Exact(rows, leaf, status, reason, candidate, pd.Index(texts))
 
 
-def _suggest(index, system, x, y, rows, tolerance, suggested, suggested_m) -> None:
-    """Nearest leaf within ``tolerance`` metres of each point in a gap."""
+def _suggest(index, system, x, y, tolerance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest leaf within ``tolerance`` metres of each point (storage CRS ``x``, ``y``).
+
+    Returns the positions of the points that have one, that leaf and the distance.
+    """
+    if not len(x) or not len(index.leaves):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
     metric = metric_crs(system.config)
     to_metric = Transformer.from_crs(system.crs, metric, always_xy=True)
-    mx, my = to_metric.transform(x[rows], y[rows])
+    mx, my = to_metric.transform(x, y)
     leaves = index.leaves.to_crs(metric)
     tree = shapely.STRtree(leaves.geometry.to_numpy())
     (p, g), dist = tree.query_nearest(
         shapely.points(mx, my), max_distance=tolerance, return_distance=True, all_matches=False
     )
-    suggested[rows[p]] = g
-    suggested_m[rows[p]] = dist
+    return p, g, dist

@@ -44,7 +44,7 @@ from pyproj import CRS, Transformer
 
 from gridgeo.codes import code_width_ok
 from gridgeo.config import BANNER, Coverage, GridConfig, Level, Tolerances
-from gridgeo.crs import metric_crs, require_crs
+from gridgeo.crs import check_coordinates, metric_crs, require_crs
 from gridgeo.defects import COLUMNS, defect_frame, polygon_width, summarise
 from gridgeo.errors import CrsError
 from gridgeo.model import GridSystem
@@ -158,20 +158,42 @@ def check_level(
 
     The layer follows the coverage rule of ``config.level(level)``: a
     ``full`` level must cover each parent, a ``refined`` one each parent it
-    has children in. Returns the defect table in ``frame``'s CRS.
+    has children in. A layer with no rows at all is checked like any other:
+    under a ``full`` rule each parent is one ``gap`` named by the parent's
+    code; under ``refined`` there is nothing to report. Returns the defect
+    table in ``frame``'s CRS.
+
+    Raises
+    ------
+    CrsError, GeometryError
+        A layer has no CRS, the two layers' CRSs differ, or coordinates are
+        not numbers or lie outside the CRS's area of use
+        (:func:`gridgeo.crs.check_coordinates`).
 
     Examples
     --------
     >>> import geopandas as gpd
     >>> from shapely import box
     >>> town = gpd.GeoDataFrame({"code": ["150823100"], "parent_code": ["150823"]},
-    ...                         geometry=[box(0, 0, 100, 100)], crs=4545)
+    ...                         geometry=[box(500_000, 4_500_000, 500_100, 4_500_100)], crs=4545)
     >>> grids = gpd.GeoDataFrame(
     ...     {"code": ["150823100001", "150823100002"], "parent_code": ["150823100"] * 2},
-    ...     geometry=[box(0, 0, 50, 100), box(60, 0, 100, 100)], crs=4545)
+    ...     geometry=[box(500_000, 4_500_000, 500_050, 4_500_100),
+    ...               box(500_050, 4_500_000, 500_100, 4_500_080)], crs=4545)
     >>> check_level(grids, "grid", town)[["kind", "codes", "area_m2"]]
       kind                      codes  area_m2
-    0  gap  150823100001,150823100002   1000.0
+    0  gap  150823100002,150823100001   1000.0
+
+    Two grids with a strip between them touch no neighbour: each is also an
+    ``island``.
+
+    >>> grids.geometry = [box(500_000, 4_500_000, 500_050, 4_500_100),
+    ...                   box(500_060, 4_500_000, 500_100, 4_500_100)]
+    >>> check_level(grids, "grid", town)[["kind", "codes", "area_m2"]]
+         kind                      codes  area_m2
+    0     gap  150823100001,150823100002   1000.0
+    1  island               150823100001      0.0
+    2  island               150823100002      0.0
     """
     crs = require_crs(frame, f"layer {level!r}")
     if parent is not None and CRS.from_user_input(require_crs(parent, "parent layer")) != crs:
@@ -180,6 +202,9 @@ def check_level(
             f"{CRS.from_user_input(parent.crs).to_string()}; reproject one with "
             ".to_crs(...) so both share a CRS."
         )
+    check_coordinates(frame, f"layer {level!r}", config)
+    if parent is not None:
+        check_coordinates(parent, "parent layer", config)
     tol = tolerances or config.tolerances
     return _check(frame, config.level(level), parent, config, tol).to_crs(crs)
 
@@ -195,7 +220,8 @@ def _check(
     codes = frame["code"].astype(str).to_numpy()
     parents = frame["parent_code"].astype(str).to_numpy() if "parent_code" in frame else None
     town_len = config.levels[1].code_length if len(config.levels) > 1 else len(config.root_code)
-    towns = np.array([c[:town_len] if len(c) >= town_len else "" for c in codes], dtype=object)
+    text = pd.Series(codes, dtype=object)
+    towns = text.str.slice(0, town_len).where(text.str.len() >= town_len, "").to_numpy(dtype=object)
     rows: list[dict] = []
 
     def add(kind, idx, geometry, detail="", *, codes_=None, town=None, **extra):
@@ -309,7 +335,7 @@ def _codes(codes, parents, level, parent, config, geoms, add) -> np.ndarray:
     orphan = ~np.isin(parents, parent["code"].astype(str).to_numpy())
     for i in np.flatnonzero(orphan):
         add("orphan", i, geoms[i], parents[i], width_m=0.0)
-    extends = np.array([c[:plen] == p for c, p in zip(codes, parents, strict=True)])
+    extends = (pd.Series(codes, dtype=object).str.slice(0, plen) == parents).to_numpy(dtype=bool)
     for i in np.flatnonzero(~extends & ~orphan & ~width_bad):
         add(
             "bad_code",
@@ -365,7 +391,7 @@ def _gaps(repaired, matched, inside, parents, parent, level, tol, town_len, add)
     order = np.flatnonzero(usable)
     order = order[np.argsort(parents[order], kind="stable")]
     keys, starts = np.unique(parents[order], return_index=True)
-    members = dict(zip(keys, np.split(order, starts[1:]), strict=True))
+    members = dict(zip(keys, np.split(order, starts[1:]) if len(keys) else [], strict=True))
     wanted = parent.index if level.coverage is Coverage.FULL else keys
     empty = np.empty(0, dtype=int)
     groups = [members.get(code, empty) for code in wanted]

@@ -22,17 +22,20 @@ from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from numpy.typing import ArrayLike, NDArray
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from gridgeo.config import BANNER, GridConfig
-from gridgeo.errors import CrsError
+from gridgeo.errors import CrsError, GeometryError
 
 __all__ = [
+    "CHINA_BOUNDS",
     "COORDINATE_SYSTEMS",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
+    "check_coordinates",
     "from_wgs84",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
@@ -44,6 +47,17 @@ __all__ = [
     "wgs84_to_bd09",
     "wgs84_to_gcj02",
 ]
+
+CHINA_BOUNDS = (73.66, 3.86, 135.05, 53.55)
+"""``(west, south, east, north)`` in degrees: the rough box of China.
+
+The published box of the GCJ-02 convention (see :func:`in_china`); the one
+box gridgeo uses wherever it asks "is this in China?".
+"""
+
+# Degrees by which a layer may reach beyond its CRS's area of use (zones
+# are drawn tightly; data near a zone edge is still fine).
+_AREA_MARGIN = 5.0
 
 
 def metric_crs(config: GridConfig = BANNER) -> CRS:
@@ -94,6 +108,167 @@ def to_metric(frame: gpd.GeoDataFrame, config: GridConfig = BANNER) -> gpd.GeoDa
     return frame.to_crs(target)
 
 
+def check_coordinates(frame: gpd.GeoDataFrame, what: str, config: GridConfig = BANNER) -> None:
+    """Raise if the coordinates of ``frame`` cannot be where its CRS says.
+
+    Every coordinate must be a finite number, and every geometry must lie
+    within the CRS's area of use (``pyproj.CRS.area_of_use``, widened by 5°;
+    for a geographic CRS, also within ±180° and ±90°). That catches a layer
+    in metres labelled EPSG:4326/4490, longitude and latitude swapped, and
+    degrees labelled with a projected CRS, before any computation builds on
+    them. Vectorised: one bounding box per row.
+
+    Parameters
+    ----------
+    frame : GeoDataFrame
+        The layer; empty and missing geometries are skipped (the model
+        reports those itself).
+    what : str
+        The layer, as messages name it (``"banner.gpkg, layer 'grid'"``).
+    config : GridConfig
+        Supplies the metric CRS suggested for coordinates that look like metres.
+
+    Raises
+    ------
+    GeometryError
+        A coordinate is NaN or infinite, or a few rows lie outside the area
+        of use while the others do not (mistyped rows); names the row.
+    CrsError
+        The whole layer lies outside its CRS's area of use; says whether
+        the coordinates look like metres, like swapped longitude/latitude or
+        like degrees, and which CRS to set.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import box
+    >>> check_coordinates(gpd.GeoDataFrame(geometry=[box(108.5, 40.7, 108.6, 40.8)],
+    ...                                    crs=4490), "grid")
+    >>> metres = gpd.GeoDataFrame(geometry=[box(550000, 4500000, 560000, 4510000)], crs=4490)
+    >>> check_coordinates(metres, "grid")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    gridgeo.errors.CrsError: grid: coordinates span x 550000…560000, y 4.5e+06…4.51e+06, ...
+    """
+    crs = require_crs(frame, what)
+    geoms = frame.geometry.to_numpy()
+    xy, owner = shapely.get_coordinates(geoms, return_index=True)
+    broken = ~np.isfinite(xy).all(axis=1)
+    if broken.any():
+        row = int(owner[broken][0])
+        raise GeometryError(
+            f"{what}, row {row}{_code_of(frame, row)}: a vertex has coordinates "
+            f"({xy[broken][0][0]}, {xy[broken][0][1]}), which are not numbers. Fix the "
+            "vertex in a GIS editor or delete the row."
+        )
+    bounds = shapely.bounds(geoms)
+    drawn = np.isfinite(bounds).all(axis=1)
+    if not drawn.any():
+        return
+    west, south, east, north = _allowed_area(crs)
+    lon_min, lat_min, lon_max, lat_max = _degree_bounds(crs, bounds[drawn])
+    ok = (lon_min >= west) & (lon_max <= east) & (lat_min >= south) & (lat_max <= north)
+    if ok.all():
+        return
+    area = crs.area_of_use
+    where = f"{_crs_label(crs)}" + (f" (area of use: {area.name.rstrip('.')})" if area else "")
+    if ok.any():  # most rows are fine: the others are typing errors, not a wrong CRS
+        row = int(np.flatnonzero(drawn)[~ok][0])
+        b = bounds[row]
+        raise GeometryError(
+            f"{what}, row {row}{_code_of(frame, row)}: coordinates reach x {b[0]:.6g}…"
+            f"{b[2]:.6g}, y {b[1]:.6g}…{b[3]:.6g}, outside {where}, while "
+            f"{int(ok.sum())} other row(s) lie inside it. Fix the row's coordinates or "
+            "delete the row."
+        )
+    minx, miny = bounds[drawn, :2].min(axis=0).tolist()
+    maxx, maxy = bounds[drawn, 2:].max(axis=0).tolist()
+    raise CrsError(
+        f"{what}: coordinates span x {minx:.6g}…{maxx:.6g}, y {miny:.6g}…{maxy:.6g}, "
+        f"which cannot be in {where}: {_diagnosis(crs, (minx, miny, maxx, maxy), config)}"
+    )
+
+
+def _allowed_area(crs: CRS) -> tuple[float, float, float, float]:
+    """The CRS's area of use in degrees, widened by :data:`_AREA_MARGIN`.
+
+    A geographic CRS used in China (CGCS2000's area of use stops at 16.7°N)
+    also accepts all of :data:`CHINA_BOUNDS`, down to the Nansha Islands.
+    """
+    area = crs.area_of_use
+    if area is None or area.west > area.east:  # unknown, or across the antimeridian
+        west, south, east, north = -180.0, -90.0, 180.0, 90.0
+    else:
+        west, south, east, north = area.bounds
+    c_west, c_south, c_east, c_north = CHINA_BOUNDS
+    if (
+        crs.is_geographic
+        and west < c_east
+        and c_west < east
+        and south < c_north
+        and c_south < north
+    ):
+        west, south = min(west, c_west), min(south, c_south)
+        east, north = max(east, c_east), max(north, c_north)
+    m = _AREA_MARGIN
+    return max(west - m, -180.0), max(south - m, -90.0), min(east + m, 180.0), min(north + m, 90.0)
+
+
+def _degree_bounds(crs: CRS, bounds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-row ``(lon_min, lat_min, lon_max, lat_max)`` of ``(n, 4)`` bounds in ``crs``.
+
+    A projected CRS's bounds are mapped corner by corner; coordinates the
+    projection cannot invert come back infinite, i.e. outside any area.
+    """
+    if crs.is_geographic:
+        return bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3]
+    to_degrees = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
+    x = bounds[:, [0, 2, 0, 2]]
+    y = bounds[:, [1, 1, 3, 3]]
+    with np.errstate(invalid="ignore"):
+        lon, lat = to_degrees.transform(x, y, errcheck=False)
+    lon = np.where(np.isfinite(lon), lon, np.inf)
+    lat = np.where(np.isfinite(lat), lat, np.inf)
+    return lon.min(axis=1), lat.min(axis=1), lon.max(axis=1), lat.max(axis=1)
+
+
+def _diagnosis(crs: CRS, bounds: tuple[float, float, float, float], config: GridConfig) -> str:
+    """What the coordinates of a layer outside its CRS's area of use look like, and the fix."""
+    minx, miny, maxx, maxy = bounds
+    set_it = (
+        "Give the layer its real CRS: fix or add its .prj file, or in Python "
+        "layer.set_crs(..., allow_override=True)."
+    )
+    degrees = minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90
+    west, south, east, north = _allowed_area(crs) if crs.is_geographic else (-180, -90, 180, 90)
+    swapped = west <= miny and maxy <= east and south <= minx and maxx <= north
+    if crs.is_geographic and max(abs(minx), abs(maxx), abs(miny), abs(maxy)) > 360:
+        metric = metric_crs(config)
+        return (
+            "the coordinates look like metres of a projected CRS, not degrees. "
+            f"{set_it} Here, for example, {_crs_label(metric)} ({metric.name})."
+        )
+    if crs.is_geographic and swapped:
+        return (
+            "latitude and longitude look swapped (x holds latitudes, y longitudes). "
+            "Export the layer again with x = longitude and y = latitude."
+        )
+    if not crs.is_geographic and degrees:
+        return (
+            "the coordinates look like longitude/latitude in degrees, not metres. "
+            f"{set_it} For CGCS2000 longitude/latitude that is EPSG:4490."
+        )
+    return f"check which CRS the coordinates were drawn in. {set_it}"
+
+
+def _crs_label(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _code_of(frame: gpd.GeoDataFrame, row: int) -> str:
+    return f" (code {frame['code'].iloc[row]})" if "code" in frame.columns else ""
+
+
 # -- GCJ-02 and BD-09 ------------------------------------------------------------
 #
 # GCJ-02 adds to WGS-84 a published polynomial-and-sine offset, scaled to degrees
@@ -107,8 +282,6 @@ Floats = NDArray[np.float64] | np.float64
 _KRASOVSKY_A = 6378245.0  # semi-major axis, metres
 _KRASOVSKY_EE = 0.00669342162296594323  # first eccentricity squared
 _BD_X_PI = math.pi * 3000.0 / 180.0
-_CHINA_LON = (73.66, 135.05)
-_CHINA_LAT = (3.86, 53.55)
 _MAX_ITERATIONS = 30  # 5 rounds take every point in China to 1e-9°
 
 _SYSTEMS = {
@@ -131,8 +304,10 @@ COORDINATE_SYSTEMS: tuple[str, ...] = tuple(_SYSTEMS)
 def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_] | np.bool_:
     """Whether points fall in the rough box where the GCJ-02 offset applies.
 
-    The published convention: longitude 73.66–135.05 E and latitude
-    3.86–53.55 N, bounds included. It is a box, not China's border.
+    The published convention, :data:`CHINA_BOUNDS`: longitude 73.66–135.05 E
+    and latitude 3.86–53.55 N, bounds included. It is a box, not China's
+    border. gridgeo uses it for GCJ-02/BD-09 and to tell swapped longitude
+    and latitude apart.
 
     Parameters
     ----------
@@ -151,9 +326,8 @@ def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_] | np.bool_:
     [True, False]
     """
     x, y = np.broadcast_arrays(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
-    inside = (
-        (x >= _CHINA_LON[0]) & (x <= _CHINA_LON[1]) & (y >= _CHINA_LAT[0]) & (y <= _CHINA_LAT[1])
-    )
+    west, south, east, north = CHINA_BOUNDS
+    inside = (x >= west) & (x <= east) & (y >= south) & (y <= north)
     return inside[()] if inside.ndim == 0 else inside
 
 

@@ -211,8 +211,8 @@ def check_system_dual(
     >>> cw = report.crosswalk.query("dual_code == '150823100141'")  # lost a village
     >>> print(cw[["layer", "source_code", "share_of_dual"]].round(2).to_string(index=False))
               layer  source_code  share_of_dual
-         party_grid 150823100141           0.55
-         party_grid 150823100136           0.45
+         party_grid 150823100141           0.77
+         party_grid 150823100136           0.23
     sanitation_grid 150823100141           1.00
     """
     missing = [name for name in SOURCE_LAYERS if name not in system.sources]

@@ -28,7 +28,7 @@ from pyproj import CRS
 
 from gridgeo.codes import code_width_ok
 from gridgeo.config import BANNER, GridConfig
-from gridgeo.crs import require_crs, to_metric
+from gridgeo.crs import check_coordinates, require_crs, to_metric
 from gridgeo.errors import CodeError, CrsError, GeometryError, LayerError, SchemaError
 
 __all__ = ["REQUIRED_COLUMNS", "GridSystem"]
@@ -65,6 +65,19 @@ class GridSystem:
     sources: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
     origin: str = "<memory>"
 
+    def __post_init__(self) -> None:
+        # Every way of building a system (readers, from_layers, replace,
+        # to_metric) passes here: no capability ever sees coordinates that
+        # cannot be where the CRS says, or a system without its top polygon.
+        root = self.config.levels[0].name
+        if root in self.levels and len(self.levels[root]) == 0:
+            raise LayerError(
+                f"{self.origin}, layer {root!r}: the layer has no features. A grid system "
+                f"needs the outline of {self.config.root_name} as its top level."
+            )
+        for name, frame in {**self.levels, **self.sources}.items():
+            check_coordinates(frame, f"{self.origin}, layer {name!r}", self.config)
+
     @classmethod
     def from_layers(
         cls,
@@ -84,9 +97,33 @@ class GridSystem:
         report (that is how a dirty dataset is loaded for checking).
         Layers whose names are not levels are kept as :attr:`sources`.
 
+        Coordinates are checked against each layer's CRS, strict or not
+        (:func:`gridgeo.crs.check_coordinates`): a NaN or infinite
+        coordinate, or a row far outside the CRS's area of use, is a
+        :class:`GeometryError` naming the row; a whole layer outside it (metres
+        labelled as degrees, longitude and latitude swapped) a
+        :class:`CrsError`. Such coordinates would break every later step.
+
+        The top level needs at least one polygon (:class:`LayerError`
+        otherwise). A lower level may have none: :mod:`gridgeo.check` then
+        reports each parent of a ``full`` level as one gap.
+
         Raises
         ------
         LayerError, SchemaError, CrsError, CodeError, GeometryError
+
+        Examples
+        --------
+        >>> import geopandas as gpd
+        >>> from shapely import box
+        >>> layer = lambda code, parent, crs: gpd.GeoDataFrame(
+        ...     {"code": [code], "name": ["x"], "parent_code": [parent]},
+        ...     geometry=[box(108.5, 40.7, 108.6, 40.8)], crs=crs)
+        >>> layers = {"banner": layer("150823", "", 4490), "town": layer("150823100", "150823", 4490),
+        ...           "grid": layer("150823100001", "150823100", 4490),
+        ...           "micro_grid": layer("150823100001001", "150823100001", 4490)}
+        >>> GridSystem.from_layers(layers).counts()
+        {'banner': 1, 'town': 1, 'grid': 1, 'micro_grid': 1}
         """
         missing = [name for name in config.level_names if name not in layers]
         if missing:
@@ -206,8 +243,8 @@ class GridSystem:
                 raise CodeError(
                     f"{where}, row {row} (code {codes.iloc[row]}): parent code "
                     f"{parent.iloc[row]!r} does not exist in layer "
-                    f"{self.config.parent(level.name).name!r}. Fix parent_code, or "
-                    "load with strict=False and run `gridgeo check`."
+                    f"{self.config.parent(level.name).name!r}. Fix parent_code, or run "
+                    "`gridgeo check` to see every code defect at once."
                 )
             extends = codes.str.slice(0, self.config.parent(level.name).code_length) == parent
             if not extends.all():
@@ -224,7 +261,7 @@ class GridSystem:
         """One row per level: count, area in km² and the staffing totals.
 
         >>> from gridgeo import load_demo
-        >>> load_demo().summary().loc["grid", "count"]
+        >>> int(load_demo().summary().loc["grid", "count"])
         662
         """
         rows = []

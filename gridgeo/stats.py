@@ -25,6 +25,11 @@ closed, or overdue) in a ``status`` column; :func:`~gridgeo.assign.assign`
 writes where a point fell to ``assign_status``, so the two never clash.
 Functions that need the case status take ``status=`` (a column name); left
 as ``None`` they use ``status``, or ``case_status`` if that is where yours is.
+:data:`CASE_STATUSES` and :data:`OPEN_STATUSES` are the one list of case
+statuses in gridgeo (maps and the demo use them too). A value that is not a
+case status (say ``已结案``) does not stop anything: :func:`case_status`
+reads it as missing and warns once with a :class:`CaseStatusWarning` naming
+the values and rows, and such rows count under no status.
 
 Example
 -------
@@ -41,13 +46,14 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from gridgeo.errors import GridgeoError, SchemaError
+from gridgeo.errors import GridgeoError, SchemaError, option
 from gridgeo.model import GridSystem
 
 __all__ = [
@@ -59,6 +65,9 @@ __all__ = [
     "HOUSEHOLD_NORM",
     "NORM_FLAGS",
     "OPEN_STATUSES",
+    "CaseStatusWarning",
+    "HouseholdSizeWarning",
+    "case_status",
     "escalation_level",
     "handling_summary",
     "handling_units",
@@ -80,6 +89,15 @@ CASE_STATUSES = ("reported", "dispatched", "handled", "closed", "overdue")
 
 OPEN_STATUSES = ("reported", "dispatched", "handled", "overdue")
 """Statuses of a case not yet closed."""
+
+
+class CaseStatusWarning(UserWarning):
+    """Some incidents carry a case status that is not one of :data:`CASE_STATUSES`."""
+
+
+class HouseholdSizeWarning(UserWarning):
+    """The households have no ``size`` column: each row counts as one resident."""
+
 
 HANDLING_LEVELS = ("micro_grid", "grid", "community")
 """Escalation levels, lowest first: 小区 (compound), 网格 (grid), 社区 (community).
@@ -150,7 +168,7 @@ def households_per_grid(
     system: GridSystem,
     *,
     norm: tuple[int, int] = HOUSEHOLD_NORM,
-    size: str = "size",
+    size: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Households, residents and workload per grid, flagged against the norm.
 
@@ -169,6 +187,10 @@ def households_per_grid(
         both inclusive.
     size:
         Name of the column with the number of residents of a household.
+        ``None`` (the default): the ``size`` column if there is one; if not,
+        each row is one household of one resident, with a
+        :class:`HouseholdSizeWarning` (household counts are then exact,
+        resident counts are the household counts).
 
     Returns
     -------
@@ -188,7 +210,7 @@ def households_per_grid(
     Raises
     ------
     SchemaError
-        ``grid_code`` or ``size`` is missing.
+        ``grid_code`` is missing, or the ``size`` column named is.
 
     Example
     -------
@@ -204,14 +226,9 @@ def households_per_grid(
     fewest, most = norm
     if fewest > most:
         raise GridgeoError(f"norm {norm!r}: the fewest households exceed the most")
-    _require(assigned_households, ["grid_code", size], "the households", _ASSIGN_HINT)
+    _require(assigned_households, ["grid_code"], "the households", _ASSIGN_HINT)
     code = _codes(assigned_households, "grid_code")
-    people = pd.DataFrame(
-        {
-            "grid_code": code,
-            "size": pd.to_numeric(assigned_households[size]).to_numpy(),
-        }
-    )
+    people = pd.DataFrame({"grid_code": code, "size": _sizes(assigned_households, size)})
     grouped = people.groupby("grid_code")
     counts = grouped.agg(households=("size", "size"), residents=("size", "sum"))
     if "registered_grid" in assigned_households:
@@ -611,25 +628,110 @@ def _codes(frame: pd.DataFrame, column: str) -> pd.Series:
     return text.where(text != "", np.nan)
 
 
-def _case_status(incidents: pd.DataFrame, column: str | None) -> pd.Series:
-    """The case status (categorical of :data:`CASE_STATUSES`), index reset."""
-    names = [column] if column else ["status", "case_status"]
+def case_status(incidents: pd.DataFrame, status: str | None = None) -> pd.Series:
+    """The case status of each incident, as a categorical of :data:`CASE_STATUSES`.
+
+    A column holds case statuses when at least half of its non-missing values
+    are in :data:`CASE_STATUSES`. Other values (``已结案``, a typo) become
+    missing, with one :class:`CaseStatusWarning` naming them, how many rows
+    carry them and the first rows; those rows then count as neither open
+    nor closed, and nothing else stops.
+
+    Parameters
+    ----------
+    incidents : DataFrame
+        The incidents.
+    status : str, optional
+        The column to read. ``None``: ``status``, else ``case_status`` (the
+        first that holds case statuses; ``assign`` leaves its own result in
+        ``assign_status``, but older files may have it in ``status``).
+
+    Returns
+    -------
+    Series
+        Categorical with :data:`CASE_STATUSES` as categories, the index of
+        ``incidents`` and the column's name.
+
+    Raises
+    ------
+    SchemaError
+        No column holds case statuses.
+
+    Examples
+    --------
+    >>> import pandas as pd, warnings
+    >>> events = pd.DataFrame({"status": ["closed", "已结案", "overdue"]})
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     case_status(events).tolist()
+    ['closed', nan, 'overdue']
+    >>> print(caught[0].message)  # doctest: +ELLIPSIS
+    column 'status': 1 incident(s) have a case status that is not one of [...]: '已结案' (rows [1])...
+    """
+    names = [status] if status else ["status", "case_status"]
     for name in names:
         if name not in incidents:
             continue
-        values = incidents[name].astype(object).reset_index(drop=True)
-        unknown = sorted(set(values.dropna().astype(str)) - set(CASE_STATUSES))
-        if not unknown:
-            return pd.Series(pd.Categorical(values, categories=list(CASE_STATUSES)))
-        if column:
-            raise SchemaError(
-                f"column {column!r} holds {unknown[:5]}, not case statuses {list(CASE_STATUSES)}"
+        values = incidents[name].astype(object)
+        present = values.notna() & (values.astype(str) != "")
+        known = values.isin(CASE_STATUSES)
+        if known.sum() * 2 < present.sum() or not known.any():
+            if status:
+                shown = sorted(set(values[present & ~known].astype(str)))[:5]
+                raise SchemaError(
+                    f"column {status!r} holds {shown}, not case statuses {list(CASE_STATUSES)}"
+                )
+            continue
+        unknown = present & ~known
+        if unknown.any():
+            shown = ", ".join(repr(v) for v in sorted(set(values[unknown].astype(str)))[:5])
+            warnings.warn(
+                f"column {name!r}: {int(unknown.sum())} incident(s) have a case status that is "
+                f"not one of {list(CASE_STATUSES)}: {shown} (rows "
+                f"{incidents.index[unknown.to_numpy()][:5].tolist()}). They count under no "
+                "status; rename those values to one of the case statuses.",
+                CaseStatusWarning,
+                stacklevel=2,
             )
+        return pd.Series(
+            pd.Categorical(values.where(known), categories=list(CASE_STATUSES)),
+            index=incidents.index,
+            name=name,
+        )
     raise SchemaError(
         f"the incidents have no case status column ({' or '.join(map(repr, names))} holding "
         f"{list(CASE_STATUSES)}); found {list(incidents.columns)}. Name the case status "
-        "column with status=."
+        f"column with {option('status', 'your column')}."
     )
+
+
+def _case_status(incidents: pd.DataFrame, column: str | None) -> pd.Series:
+    """:func:`case_status`, index reset."""
+    return case_status(incidents, column).reset_index(drop=True)
+
+
+def _sizes(households: pd.DataFrame, size: str | None) -> np.ndarray:
+    """Residents of each household: the ``size`` column, or 1 per row without one."""
+    if size is None and "size" not in households:
+        warnings.warn(
+            f"the households have no 'size' column (found {list(households.columns)}): each "
+            "row counts as one household of one resident. For resident counts, add a "
+            "'size' column with the residents of each household.",
+            HouseholdSizeWarning,
+            stacklevel=3,
+        )
+        return np.ones(len(households), dtype=np.int64)
+    column = size or "size"
+    _require(households, [column], "the households", "")
+    values = pd.to_numeric(households[column], errors="coerce")
+    wrong = values.isna() & households[column].notna()
+    if wrong.any():
+        row = households.index[wrong.to_numpy()][0]
+        raise SchemaError(
+            f"the households: column {column!r}, row {row}: {households[column].loc[row]!r} "
+            "is not a number of residents. Fix the value or delete the row."
+        )
+    return values.to_numpy()
 
 
 def _late(

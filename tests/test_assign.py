@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gridgeo
-from gridgeo.assign import STATUSES, assign, build_index
+from gridgeo.assign import MAX_CELLS, STATUSES, Reason, assign, build_index
 from gridgeo.demo import households, load_truth
-from gridgeo.errors import CrsError, SchemaError
+from gridgeo.errors import CrsError, GridgeoError, SchemaError, cli_voice
 from gridgeo.io import read_points, write_table
+from gridgeo.model import GridSystem
+from tests.conftest import tiny_layers
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +227,133 @@ def test_matches_a_brute_force_oracle_on_the_dirty_system(dirty, dirty_index, se
             expected = "in_gap" if dirty_index.outline.contains(pts[k]) else "outside"
         assert row.assign_status == expected, (k, xy[k])
     assert set(out["assign_status"]) <= set(STATUSES)
+
+
+# -- points exactly on boundaries: vectorised, same answers as shapely -----------------
+def reference(xy, system, index, on_overlap="rule") -> pd.DataFrame:
+    """Statuses and codes from shapely's within/covered_by over all leaves, one pair at a time."""
+    leaves = index.leaves
+    geoms = leaves.geometry.to_numpy()
+    pts = shapely.points(xy)
+    tree = shapely.STRtree(geoms)
+    codes = leaves["leaf_code"].to_numpy(dtype=str)
+    within = pd.DataFrame(tree.query(pts, predicate="within").T, columns=["p", "g"])
+    covered = pd.DataFrame(tree.query(pts, predicate="covered_by").T, columns=["p", "g"])
+    n_in = within.groupby("p").size().reindex(range(len(xy)), fill_value=0).to_numpy()
+    members = pd.concat([within[n_in[within["p"]] > 1], covered[n_in[covered["p"]] == 0]])
+    members["code"] = codes[members["g"]]
+    members = members.sort_values(["p", "code"])
+    lowest = members.groupby("p")["g"].first()
+    listed = members.groupby("p")["code"].agg(",".join)
+    one = within[n_in[within["p"]] == 1].set_index("p")["g"]
+    status = np.where(
+        n_in == 1,
+        "inside",
+        np.where(n_in > 1, "in_overlap", np.where(np.isin(np.arange(len(xy)), lowest.index),
+                 "on_boundary", "none")),
+    )  # fmt: skip
+    outline = shapely.covers(index.outline, pts)
+    status = np.where(status == "none", np.where(outline, "in_gap", "outside"), status)
+    leaf = pd.Series(-1, index=range(len(xy)))
+    leaf[one.index] = one
+    chosen = lowest if on_overlap == "rule" else lowest[n_in[lowest.index] == 0]
+    leaf[chosen.index] = chosen
+    out = pd.DataFrame({"assign_status": status, "candidates": listed.reindex(range(len(xy)))})
+    for column in ("grid_code", "micro_grid_code"):
+        values = leaves[column].to_numpy(dtype=object)[leaf.clip(lower=0)]
+        out[column] = np.where(leaf >= 0, values, None)
+    return out.replace("", None)
+
+
+def same_as_reference(out, expected):
+    for column in ("assign_status", "grid_code", "micro_grid_code", "candidates"):
+        got = out[column].astype(object).where(out[column].notna(), None).to_numpy()
+        want = expected[column].astype(object).where(expected[column].notna(), None).to_numpy()
+        assert (got == want).all(), (column, np.flatnonzero(got != want)[:5])
+
+
+def test_every_vertex_of_the_demo_grids_matches_shapely(system, index):
+    xy = np.unique(shapely.get_coordinates(system["grid"].geometry.to_numpy()), axis=0)
+    out = assign(points([tuple(p) for p in xy]), system, index=index)
+    assert len(out) > 10_000 and (out["assign_status"] == "on_boundary").all()
+    same_as_reference(out, reference(xy, system, index))
+
+
+@pytest.mark.parametrize("on_overlap", ["rule", "review"])
+def test_every_vertex_of_the_dirty_grids_matches_shapely(dirty, dirty_index, on_overlap):
+    xy = np.unique(shapely.get_coordinates(dirty_index.leaves.geometry.to_numpy()), axis=0)
+    truth = load_truth("dirty")
+    overlaps = truth[truth["kind"] == "overlap"].geometry.representative_point()
+    xy = np.vstack([xy, shapely.get_coordinates(overlaps.to_numpy())])
+    out = assign(points([tuple(p) for p in xy]), dirty, index=dirty_index, on_overlap=on_overlap)
+    expected = reference(xy, dirty, dirty_index, on_overlap)
+    assert {"on_boundary", "in_overlap"} <= set(expected["assign_status"])
+    same_as_reference(out, expected)
+
+
+def test_reasons_are_one_enum_and_name_the_root(system, index):
+    assert [int(r) for r in Reason] == list(range(len(Reason)))
+    assert len({r.text for r in Reason}) == len(Reason)
+    out = assign(points([(108.0, 40.2), (108.63, 40.74)]), system, index=index)
+    assert out["assign_reason"].iloc[0] == f"outside {system.config.root_name}"
+    assert "banner" not in " ".join(out["assign_reason"].cat.categories)
+
+
+def test_messages_name_options_the_way_the_user_sets_them(system, index):
+    pts = points([(108.63, 40.74)])
+    with pytest.raises(GridgeoError, match="on_overlap='rule'"):
+        assign(pts, system, index=index, on_overlap="first")
+    with cli_voice(), pytest.raises(GridgeoError, match="--on-overlap 'rule'"):
+        assign(pts, system, index=index, on_overlap="first")
+    with cli_voice(), pytest.raises(CrsError, match="--coords 'gcj02'"):
+        assign(pts.to_crs(4545), system, index=index, coords="gcj02")
+
+
+# -- bounded lattice -------------------------------------------------------------------
+def ten_degree_system() -> GridSystem:
+    """The tiny system stretched over 10° x 10° of China, with a wavy grid boundary."""
+    layers = tiny_layers()
+    for frame in layers.values():
+        frame["geometry"] = shapely.transform(
+            frame.geometry.to_numpy(), lambda xy: (xy - [108.5, 40.7]) * [50, 100] + [100, 30]
+        )
+    grid = layers["grid"]
+    wave = shapely.Polygon([(100 + 0.1 * i, 35 + np.sin(i / 3)) for i in range(51)]
+                           + [(105, 40), (100, 40)])  # fmt: skip
+    north = grid.geometry.iloc[0]
+    grid.loc[0, "geometry"] = north.intersection(wave)
+    grid.loc[1, "geometry"] = grid.geometry.iloc[1].union(north.difference(wave))
+    layers["micro_grid"] = layers["micro_grid"].iloc[:0]
+    return GridSystem.from_layers(layers, origin="ten degrees")
+
+
+def test_a_large_system_gets_a_bounded_lattice_and_exact_answers():
+    system = ten_degree_system()
+    index = build_index(system)
+    assert index.lookup.size <= MAX_CELLS
+    assert index.cell > 0.0005  # coarsened from the default
+    rng = np.random.default_rng(3)
+    xy = rng.uniform([99.5, 29.5], [110.5, 40.5], (3000, 2))
+    out = assign(points([tuple(p) for p in xy]), system, index=index)
+    leaves = index.leaves
+    inside = shapely.contains_xy(leaves.geometry.to_numpy()[:, None], xy[:, 0], xy[:, 1])
+    hit = inside.argmax(axis=0)
+    expected = np.where(inside.any(axis=0), leaves["grid_code"].to_numpy(dtype=object)[hit], None)
+    got = out["grid_code"].astype(object).where(out["grid_code"].notna(), None).to_numpy()
+    assert (got == expected).all()
+    assert (out["assign_status"] == "inside").sum() == inside.any(axis=0).sum() > 1000
+
+
+def test_empty_levels_do_not_break_the_index():
+    layers = tiny_layers()
+    layers["grid"] = layers["grid"].iloc[:0]
+    layers["micro_grid"] = layers["micro_grid"].iloc[:0]
+    pts = points([(108.55, 40.75), (108.0, 40.2)])
+    # Towns without grids are the lowest polygons: a point lands in its town only.
+    out = assign(pts, GridSystem.from_layers(layers))
+    assert out["assign_status"].tolist() == ["inside", "outside"]
+    assert out["town_code"].tolist()[0] == "150823100" and out["grid_code"].isna().all()
+    # Nothing below the banner at all: every point in it is in a gap.
+    layers["town"] = layers["town"].iloc[:0]
+    out = assign(pts, GridSystem.from_layers(layers))
+    assert out["assign_status"].tolist() == ["in_gap", "outside"]

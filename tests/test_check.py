@@ -18,7 +18,8 @@ from gridgeo.check import check_level, check_system
 from gridgeo.codes import number_children
 from gridgeo.crs import to_metric
 from gridgeo.demo import load_truth
-from gridgeo.errors import CrsError
+from gridgeo.errors import CrsError, GeometryError
+from gridgeo.model import GridSystem
 
 X0, Y0 = 550_000.0, 4_500_000.0  # inside the banner, EPSG:4545 metres
 TOWN = "150823100"
@@ -288,3 +289,63 @@ def test_random_coverage_returns_exactly_the_injected_defects(xs, ys, picks):
     d = check_level(frame, "grid", parent)
     assert found_set(d) == expected
     assert len(d) == len(expected)
+
+
+# -- empty layers and impossible coordinates -------------------------------------------
+def metric_system(**empty) -> GridSystem:
+    """Banner of two towns (EPSG:4545), each tiled by three grids; ``empty`` levels have no rows."""
+    towns = [box(X0, Y0, X0 + 300, Y0 + 100), box(X0 + 300, Y0, X0 + 600, Y0 + 100)]
+    town_codes = [TOWN, "150823101"]
+    cells = [box(X0 + 100 * i, Y0, X0 + 100 * (i + 1), Y0 + 100) for i in range(6)]
+    grid_codes = [f"{town_codes[i // 3]}{i % 3 + 1:03d}" for i in range(6)]
+
+    def layer(codes, parents, geoms):
+        return gpd.GeoDataFrame(
+            {"code": codes, "name": codes, "parent_code": parents}, geometry=geoms, crs=4545
+        )
+
+    layers = {
+        "banner": layer(["150823"], [""], [box(X0, Y0, X0 + 600, Y0 + 100)]),
+        "town": layer(town_codes, ["150823"] * 2, towns),
+        "grid": layer(grid_codes, [c[:9] for c in grid_codes], cells),
+        "micro_grid": layer([f"{TOWN}001001"], [f"{TOWN}001"], [cells[0]]),
+    }
+    for name in empty:
+        layers[name] = layers[name].iloc[:0]
+    return GridSystem.from_layers(layers, origin="metric")
+
+
+def test_the_metric_system_is_clean():
+    assert check_system(metric_system(), dual=False).defects.empty
+
+
+def test_an_empty_full_level_is_one_gap_per_parent():
+    d = check_system(metric_system(grid=True, micro_grid=True), dual=False).defects
+    assert d["kind"].tolist() == ["gap", "gap"]
+    assert (d["level"] == "grid").all()
+    assert sorted(d["codes"]) == [TOWN, "150823101"]  # named by the parent
+    assert d["area_m2"].tolist() == pytest.approx([30_000, 30_000], rel=1e-6)
+
+
+def test_an_empty_refined_level_has_nothing_to_report():
+    assert check_system(metric_system(micro_grid=True), dual=False).defects.empty
+
+
+def test_check_level_with_an_empty_layer():
+    d = check_level(grids([]), "grid", town_frame())
+    assert d["kind"].tolist() == ["gap"] and d["codes"].tolist() == [TOWN]
+    assert d["area_m2"].iloc[0] == pytest.approx(30_000)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e300])
+def test_check_level_names_the_row_with_impossible_coordinates(bad):
+    cells = three()
+    cells[1] = shapely.Polygon([(X0 + 100, Y0), (bad, Y0), (X0 + 200, Y0 + 100)])
+    with pytest.raises(GeometryError, match=r"layer 'grid', row 1 \(code 150823100002\)"):
+        check_level(grids(cells), "grid", town_frame())
+
+
+def test_check_level_refuses_metres_labelled_as_degrees():
+    frame = grids(three()).set_crs(4490, allow_override=True)
+    with pytest.raises(CrsError, match=r"layer 'grid'.*look like metres"):
+        check_level(frame, "grid", town_frame().set_crs(4490, allow_override=True))

@@ -314,3 +314,34 @@ def test_looser_tolerance_is_still_close():
 def test_docstring_examples_run():
     result = doctest.testmod(gridgeo.crs, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 10 and result.failed == 0
+
+
+# -- one China box; coordinates against the CRS ---------------------------------------
+def test_one_china_box_used_by_assign_too():
+    import gridgeo.assign
+    import gridgeo.crs
+
+    assert not hasattr(gridgeo.assign, "CHINA") and not hasattr(gridgeo.crs, "_CHINA_LON")
+    west, south, east, north = gridgeo.crs.CHINA_BOUNDS
+    assert in_china([west, east], [south, north]).all()
+    assert not in_china([west - 0.01, east + 0.01], [30, 30]).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(74, 134), st.floats(5, 53))
+def test_check_coordinates_accepts_china_and_names_swaps_and_metres(lon, lat):
+    import geopandas as gpd
+    from shapely import box
+
+    from gridgeo.crs import check_coordinates
+    from gridgeo.errors import CrsError
+
+    ok = gpd.GeoDataFrame(geometry=[box(lon, lat, lon + 0.1, lat + 0.1)], crs=4490)
+    check_coordinates(ok, "layer 'grid'")  # all of China, the Nansha Islands too
+    for crs in (4490, 4326) if lon > 90 else (4490,):  # (lat, lon) north of 90°: swapped
+        swapped = gpd.GeoDataFrame(geometry=[box(lat, lon, lat + 0.1, lon + 0.1)], crs=crs)
+        with pytest.raises(CrsError, match=f"layer 'grid'.*EPSG:{crs}.*look swapped"):
+            check_coordinates(swapped, "layer 'grid'")
+    metres = ok.to_crs(ok.estimate_utm_crs()).set_crs(4490, allow_override=True)
+    with pytest.raises(CrsError, match="look like metres"):
+        check_coordinates(metres, "layer 'grid'")

@@ -2,8 +2,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyproj import CRS
 from shapely import box
 
 from gridgeo.codes import number_children, reading_order
@@ -119,3 +121,87 @@ def test_reading_order_is_a_permutation_independent_of_row_order(points):
     ys = np.asarray(points)[:, 1]
     first, last = np.argmin(rank), np.argmax(rank)
     assert ys[first] >= ys[last] or len(points) == 1
+
+
+# -- coordinates against the CRS ------------------------------------------------------
+def _swap_xy(layers):
+    for frame in layers.values():
+        frame["geometry"] = shapely.transform(frame.geometry.to_numpy(), lambda xy: xy[:, ::-1])
+    return layers
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        # Projected metres labelled CGCS2000 / WGS-84 longitude-latitude.
+        (lambda ls: {k: v.to_crs(4545).set_crs(4490, allow_override=True) for k, v in ls.items()},
+         "look like metres"),
+        (lambda ls: {k: v.to_crs(4545).set_crs(4326, allow_override=True) for k, v in ls.items()},
+         "look like metres"),
+        (_swap_xy, "latitude and longitude look swapped"),
+        # Degrees labelled with a projected CRS.
+        (lambda ls: {k: v.set_crs(4545, allow_override=True) for k, v in ls.items()},
+         "look like longitude/latitude"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("strict", [True, False])
+def test_coordinates_that_cannot_be_in_the_crs_are_refused(mutate, needle, strict):
+    layers = mutate(tiny_layers())
+    with pytest.raises(CrsError, match=needle) as caught:
+        GridSystem.from_layers(layers, origin="t.gpkg", strict=strict)
+    message = str(caught.value)
+    assert "t.gpkg, layer 'banner'" in message  # names the layer
+    assert "EPSG:" in message and "area of use" in message  # the CRS
+    assert "span x" in message  # the bounds found
+
+
+def test_the_constructor_checks_coordinates_too():
+    layers = {
+        k: v.to_crs(4545).set_crs(4490, allow_override=True) for k, v in tiny_layers().items()
+    }
+    with pytest.raises(CrsError, match="look like metres"):
+        GridSystem(layers, origin="direct")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e300])
+@pytest.mark.parametrize("strict", [True, False])
+def test_non_finite_or_absurd_coordinates_name_layer_row_and_code(bad, strict):
+    layers = tiny_layers()
+    layers["grid"].loc[2, "geometry"] = shapely.Polygon(
+        [(108.6, 40.75), (bad, 40.8), (108.7, 40.8), (108.7, 40.75)]
+    )
+    with pytest.raises(GeometryError, match=r"layer 'grid', row 2 \(code 150823101001\)"):
+        GridSystem.from_layers(layers, origin="t.gpkg", strict=strict)
+
+
+def test_a_projected_system_in_its_area_of_use_loads():
+    layers = {k: v.to_crs(4545) for k, v in tiny_layers().items()}
+    assert GridSystem.from_layers(layers).crs.to_epsg() == 4545
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(74, 134), st.floats(17, 53))
+def test_layers_anywhere_in_china_load_and_their_metres_do_not(lon, lat):
+    def moved(frame):
+        out = frame.copy()
+        out["geometry"] = shapely.transform(
+            out.geometry.to_numpy(), lambda xy: xy - [108.5, 40.7] + [lon, lat]
+        )
+        return out
+
+    layers = {k: moved(v) for k, v in tiny_layers().items()}
+    GridSystem.from_layers(layers)
+    utm = CRS.from_user_input(layers["banner"].estimate_utm_crs())
+    metres = {k: v.to_crs(utm).set_crs(4490, allow_override=True) for k, v in layers.items()}
+    with pytest.raises(CrsError, match="look like metres"):
+        GridSystem.from_layers(metres)
+
+
+def test_an_empty_top_level_is_refused_an_empty_lower_level_is_not():
+    layers = tiny_layers()
+    layers["banner"] = layers["banner"].iloc[:0]
+    with pytest.raises(LayerError, match="layer 'banner': the layer has no features"):
+        GridSystem.from_layers(layers, origin="t.gpkg")
+    layers = tiny_layers()
+    layers["micro_grid"] = layers["micro_grid"].iloc[:0]
+    assert GridSystem.from_layers(layers).counts()["micro_grid"] == 0

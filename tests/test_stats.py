@@ -369,3 +369,42 @@ def test_demo_incident_rates(assigned_events, per_grid):
     )
     # About 0.05 incidents per resident in the demo: roughly 50 per 1,000.
     assert 40 < out["incidents"].sum() * 1000 / out["residents"].sum() < 60
+
+
+# -- one case-status list; unknown values flagged, not fatal ---------------------------
+def test_an_unknown_case_status_is_flagged_and_the_rest_counted():
+    events = tiny_incidents()
+    events.loc["b", "status"] = "已结案"
+    with pytest.warns(stats.CaseStatusWarning, match=r"'已结案' \(rows \['b'\]\)"):
+        case = stats.case_status(events)
+    assert case.index.equals(events.index)
+    assert case.isna().tolist() == [False, True, False, False, False]
+    with pytest.warns(stats.CaseStatusWarning):
+        by_status = stats.incidents_per_grid(events, by="status")
+    assert int(by_status.to_numpy().sum()) == 3  # 4 placed incidents, 1 unknown status
+    with pytest.warns(stats.CaseStatusWarning):
+        late = stats.overdue(events, "2026-03-20")
+    assert set(late.index) == {"c", "d", "e"}  # b (reported, past deadline) unknown now
+
+
+def test_open_statuses_are_the_case_statuses_but_closed():
+    assert set(stats.OPEN_STATUSES) == set(stats.CASE_STATUSES) - {"closed"}
+
+
+# -- households without a size column --------------------------------------------------
+def test_households_without_size_count_one_per_row(tiny_system):
+    homes = tiny_households().drop(columns="size")
+    with pytest.warns(stats.HouseholdSizeWarning, match="no 'size' column"):
+        out = stats.households_per_grid(homes, tiny_system).set_index("code")
+    assert out.loc[A1, "households"] == 3 and out.loc[A1, "residents"] == 3
+    assert out["households"].sum() == 6  # the unassigned row is not counted
+    with pytest.raises(SchemaError, match="'persons'"):
+        stats.households_per_grid(homes, tiny_system, size="persons")
+
+
+def test_a_size_that_is_not_a_number_names_the_row(tiny_system):
+    homes = tiny_households()
+    homes["size"] = homes["size"].astype(object)
+    homes.loc[12, "size"] = "四"
+    with pytest.raises(SchemaError, match="row 12: '四'"):
+        stats.households_per_grid(homes, tiny_system)
