@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import string
+import struct
 import tempfile
+import time
+import tracemalloc
+import warnings
 from functools import cache
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pyogrio
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely import box
+from shapely import LineString, Polygon, box
 
+import gridgeo.io.shapefile as gshp
 import gridgeo.io.write as gio
 from gridgeo.errors import (
     CrsError,
     DataFileError,
     EncodingError,
+    GeometryError,
     LayerError,
     SchemaError,
+    cli_voice,
 )
 from gridgeo.io import detect_encoding, read_layer, read_system, write_layer, write_system
 from gridgeo.model import GridSystem
@@ -466,10 +476,50 @@ def test_random_names_round_trip(names: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         shp = write_layer(town, Path(folder) / "town.shp", encoding=encoding)
         shp.with_suffix(".cpg").unlink()
-        assert detect_encoding(shp) == encoding
-        assert read_layer(shp)["name"].tolist() == names
+        try:
+            detected = detect_encoding(shp)
+        except EncodingError as exc:
+            # A few rare ideographs can read as common Big5 characters just as well:
+            # then gridgeo asks for the encoding instead of guessing.
+            assert "encoding='GBK'" in str(exc) and "encoding='big5'" in str(exc)
+        else:
+            assert detected == encoding  # never another encoding, never mojibake
+            assert read_layer(shp)["name"].tolist() == names
+        assert read_layer(shp, encoding=encoding)["name"].tolist() == names
         gpkg = write_layer(town, Path(folder) / "town.gpkg")
         assert read_layer(gpkg)["name"].tolist() == names
+
+
+_COMMON_HANZI = sorted(
+    {
+        bytes((lead, trail)).decode("gb2312", "ignore")
+        for lead in range(0xB0, 0xD8)
+        for trail in range(0xA1, 0xFF)
+    }
+    - {""}
+)
+"""The 3,755 level-1 characters of GB2312: the common characters of names."""
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    names=st.lists(
+        st.text(
+            alphabet=st.one_of(st.sampled_from(_COMMON_HANZI), st.sampled_from("0123456789")),
+            min_size=2,
+            max_size=10,
+        ).filter(lambda name: not name.isascii()),
+        min_size=2,
+        max_size=2,
+    )
+)
+def test_common_chinese_names_are_always_detected_as_gbk(names: list[str]) -> None:
+    town = _system()["town"].assign(name=names, leader="")
+    with tempfile.TemporaryDirectory() as folder:
+        shp = write_layer(town, Path(folder) / "town.shp", encoding="GBK")
+        shp.with_suffix(".cpg").unlink()
+        assert detect_encoding(shp) == "GBK"
+        assert read_layer(shp)["name"].tolist() == names
 
 
 @pytest.mark.parametrize(
@@ -487,3 +537,427 @@ def test_unknown_crs_is_a_crs_error_naming_the_file(
     with pytest.raises(CrsError, match=needle) as info:
         read_system(folder)
     assert "town" in str(info.value)
+
+
+# -- reading broken and foreign inputs -----------------------------------------------------
+_TRADITIONAL = ["烏拉山鎮", "白彥花鎮", "臺灣省", "新華社區第一網格", "復勝村", "長勝村", "信義區"]
+_KOREAN = ["서울특별시", "부산광역시", "종로구 청운동"]
+_JAPANESE = ["東京都千代田区", "大阪市北区", "札幌市中央区"]
+_SIMPLIFIED = ["乌拉山镇", "白彦花镇", "新华社区第一网格"]
+
+
+def _names_layer(names: list[str]) -> gpd.GeoDataFrame:
+    return _layer(
+        [{"code": str(i), "name": name, "parent_code": ""} for i, name in enumerate(names)],
+        [(i, 0, i + 1, 1) for i in range(len(names))],
+    )
+
+
+def _set_language_byte(shp: Path, ldid: int) -> None:
+    dbf = shp.with_suffix(".dbf")
+    data = bytearray(dbf.read_bytes())
+    data[29] = ldid
+    dbf.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("ldid", "written", "expected", "names"),
+    [
+        (0x78, "big5", "CP950", _TRADITIONAL),
+        (0x4F, "big5", "CP950", _TRADITIONAL),
+        (0x79, "CP949", "CP949", _KOREAN),
+        (0x4E, "CP949", "CP949", _KOREAN),
+        (0x7B, "CP932", "CP932", _JAPANESE),
+        (0x13, "CP932", "CP932", _JAPANESE),
+        (0x7A, "GBK", "GBK", _SIMPLIFIED),
+        (0x4D, "GBK", "GBK", _SIMPLIFIED),
+    ],
+)
+def test_cjk_language_bytes_of_the_dbf_header_are_followed(
+    tmp_path: Path, ldid: int, written: str, expected: str, names: list[str]
+) -> None:
+    shp = write_layer(_names_layer(names), tmp_path / "x.shp", encoding=written)
+    shp.with_suffix(".cpg").unlink()
+    _set_language_byte(shp, ldid)
+    assert detect_encoding(shp) == expected
+    assert read_layer(shp)["name"].tolist() == names
+
+
+def test_big5_without_any_declaration_is_detected(tmp_path: Path) -> None:
+    shp = write_layer(_names_layer(_TRADITIONAL), tmp_path / "x.shp", encoding="big5")
+    shp.with_suffix(".cpg").unlink()
+    assert shp.with_suffix(".dbf").read_bytes()[29] == 0  # the header says nothing
+    assert detect_encoding(shp) == "CP950"
+    assert read_layer(shp)["name"].tolist() == _TRADITIONAL
+
+
+def test_text_that_only_reads_with_private_use_characters_is_refused(tmp_path: Path) -> None:
+    # A1 80 is a user-defined GB18030 code (in the Private Use Area); it is not
+    # valid UTF-8, GBK or Big5. Read as GB18030 the names would be mojibake.
+    shp = write_layer(_names_layer(["ab", "cd"]), tmp_path / "x.shp")
+    shp.with_suffix(".cpg").unlink()
+    dbf = shp.with_suffix(".dbf")
+    dbf.write_bytes(dbf.read_bytes().replace(b"ab", b"\xa1\x80", 1))
+    with pytest.raises(EncodingError, match=r"encoding='big5'") as info:
+        read_layer(shp)
+    message = str(info.value)
+    assert "x.shp" in message and "row 0, field 'name'" in message
+    assert "not plausible" in message
+    with cli_voice(), pytest.raises(EncodingError, match=r"--encoding 'big5'"):
+        detect_encoding(shp)
+    # whoever knows the file uses user-defined characters can still read it
+    private = b"\xa1\x80".decode("gb18030")
+    assert "\ue000" <= private <= "\uf8ff"
+    assert read_layer(shp, encoding="GB18030")["name"].tolist() == [private, "cd"]
+
+
+def test_declared_gb18030_that_reads_into_private_use_is_refused(tmp_path: Path) -> None:
+    shp = write_layer(_names_layer(_TRADITIONAL), tmp_path / "x.shp", encoding="big5")
+    shp.with_suffix(".cpg").write_text("GB18030")
+    with pytest.raises(EncodingError, match=r"x\.cpg.*private-use characters"):
+        read_layer(shp)
+    # encoding= replaces a .cpg that does not fit the bytes
+    assert read_layer(shp, encoding="big5")["name"].tolist() == _TRADITIONAL
+
+
+def test_gbk_or_big5_ambiguity_asks_for_the_encoding(tmp_path: Path) -> None:
+    # The Big5 bytes of 信義區 are also valid GBK and read as three Chinese characters,
+    # though less common ones: a guess either way could be wrong.
+    raw = "信義區".encode("big5")
+    assert raw.decode("gbk") != "信義區"
+    shp = write_layer(_names_layer(["信義區"]), tmp_path / "x.shp", encoding="big5")
+    shp.with_suffix(".cpg").unlink()
+    with pytest.raises(EncodingError, match="cannot tell whether") as info:
+        detect_encoding(shp)
+    assert "'信義區' in Big5" in str(info.value)
+    assert f"{raw.decode('gbk')!r} in GBK" in str(info.value)
+    assert read_layer(shp, encoding="big5")["name"].tolist() == ["信義區"]
+
+
+def test_encoding_applies_to_layers_without_cpg(tmp_path: Path, system: GridSystem) -> None:
+    folder = write_system(system, tmp_path / "banner")  # UTF-8, with .cpg files
+    write_layer(system["town"], folder / "town.shp", encoding="GBK")
+    (folder / "town.cpg").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the correct sibling .cpg files raise no warning
+        read = read_system(folder, encoding="GBK")
+    _assert_same(read, system, exact=False)
+
+
+def test_encoding_that_disagrees_with_a_fitting_cpg_is_reported(
+    tmp_path: Path, system: GridSystem
+) -> None:
+    # Big5 bytes that GBK also reads, as plausibly: the .cpg is followed, and named
+    shp = write_layer(_names_layer(["信義區"]), tmp_path / "x.shp", encoding="big5")
+    assert shp.with_suffix(".cpg").read_text() == "BIG5"
+    with pytest.warns(UserWarning, match=r"x\.cpg says the text is BIG5.*encoding='GBK'"):
+        frame = read_layer(shp, encoding="GBK")
+    assert frame["name"].tolist() == ["信義區"]
+
+
+def test_encoding_that_fits_no_layer_names_the_layer(tmp_path: Path, system: GridSystem) -> None:
+    folder = write_system(system, tmp_path / "banner")
+    write_layer(system["town"], folder / "town.shp", encoding="GBK")
+    (folder / "town.cpg").unlink()
+    with pytest.raises(EncodingError) as info:
+        read_system(folder, encoding="UTF-8")
+    message = str(info.value)
+    assert "town.shp" in message and "not valid UTF-8" in message
+    assert ".cpg" not in message.split("add")[0]  # no sibling .cpg is blamed
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"UTF\x00-8", b"\x00\x00\x00\x00", b"\x8d\xc6\x0f(\xd6\xf3&\xe0", b"A" * 5000],
+    ids=["null inside", "only nulls", "random bytes", "5000 bytes"],
+)
+def test_garbage_cpg_is_an_encoding_error_naming_it(
+    tmp_path: Path, system: GridSystem, content: bytes
+) -> None:
+    folder = write_system(system, tmp_path / "banner")
+    (folder / "town.cpg").write_bytes(content)
+    with pytest.raises(EncodingError, match=r"town\.cpg") as info:
+        read_system(folder)
+    assert "encoding=" in str(info.value)
+    with cli_voice(), pytest.raises(EncodingError, match="--encoding 'GBK'"):
+        read_system(folder)
+    # encoding= replaces a damaged .cpg
+    assert read_system(folder, encoding="UTF-8")["town"]["name"].tolist() == [
+        "乌拉山镇",
+        "白彦花镇",
+    ]
+
+
+@pytest.mark.parametrize("target", ["banner.gpkg", "banner"])
+def test_unrelated_layers_are_ignored_and_named(
+    tmp_path: Path, system: GridSystem, target: str
+) -> None:
+    path = write_system(system, tmp_path / target)
+    roads = gpd.GeoDataFrame(
+        {"code": ["G7"], "name": ["京新高速"], "parent_code": [""], "lanes": [4]},
+        geometry=[box(108.5, 40.7, 108.7, 40.701)],
+        crs=CRS,
+    )
+    # no CRS and not a grid at all: reading it would fail, so it must not be read
+    buildings = gpd.GeoDataFrame(
+        {"floors": [3]}, geometry=[LineString([(108.5, 40.7), (108.51, 40.71)])]
+    )
+    if target.endswith(".gpkg"):
+        pyogrio.write_dataframe(roads, path, layer="roads")
+        pyogrio.write_dataframe(buildings, path, layer="buildings")  # no CRS: never read
+    else:
+        pyogrio.write_dataframe(roads, path / "roads.shp")
+        pyogrio.write_dataframe(buildings, path / "buildings.shp")
+    with pytest.warns(UserWarning, match=r"ignored layer\(s\) \['buildings', 'roads'\]"):
+        read = read_system(path)
+    _assert_same(read, system, exact=target.endswith(".gpkg"))
+    assert list(read.sources) == ["party_grid"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept = read_system(path, sources=["party_grid", "roads"])
+    assert kept.sources["roads"]["lanes"].tolist() == [4]
+
+
+def test_garbage_prj_is_named_as_unreadable(tmp_path: Path, system: GridSystem) -> None:
+    folder = write_system(system, tmp_path / "banner")
+    (folder / "town.prj").write_bytes(bytes(range(256)) * 2)
+    with pytest.raises(CrsError, match=r"town\.prj cannot be read") as info:
+        read_system(folder)
+    assert "has no .prj" not in str(info.value)
+    assert "00 01 02 03" in str(info.value)  # shows what the file holds
+    (folder / "town.prj").write_text("hello, world")
+    with pytest.raises(CrsError, match=r"town\.prj cannot be read.*'hello, world'"):
+        read_system(folder)
+
+
+def test_truncated_shp_is_named_as_truncated(tmp_path: Path, system: GridSystem) -> None:
+    folder = write_system(system, tmp_path / "banner")
+    shp = folder / "grid.shp"
+    full = shp.stat().st_size
+    os.truncate(shp, full - 60)
+    with pytest.raises(DataFileError, match=r"grid\.shp is truncated") as info:
+        read_system(folder, strict=False)
+    assert f"{full:,} bytes" in str(info.value) and f"{full - 60:,}" in str(info.value)
+    assert "geometry is missing" not in str(info.value)
+    # a header rewritten to the cut length: the .shx still shows rows beyond the end
+    data = bytearray(shp.read_bytes())
+    data[24:28] = struct.pack(">i", len(data) // 2)
+    shp.write_bytes(bytes(data))
+    with pytest.raises(DataFileError, match=r"grid\.shp is truncated: its index grid\.shx"):
+        read_layer(shp)
+    shp.write_bytes(b"\x00" * 200)
+    with pytest.raises(DataFileError, match=r"grid\.shp is not a Shapefile main file"):
+        read_layer(shp)
+
+
+def test_truncated_shx_is_named_as_truncated(tmp_path: Path, system: GridSystem) -> None:
+    shp = write_layer(system["grid"], tmp_path / "grid.shp")
+    shx = shp.with_suffix(".shx")
+    os.truncate(shx, shx.stat().st_size - 8)
+    with pytest.raises(DataFileError, match=r"grid\.shx is truncated"):
+        read_layer(shp)
+
+
+def test_links_that_lead_nowhere_are_named(tmp_path: Path, system: GridSystem) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(DataFileError, match="symbolic link loop"):
+        read_system(tmp_path / "a")
+    (tmp_path / "loop.shp").symlink_to(tmp_path / "loop.shp")
+    with pytest.raises(DataFileError, match="symbolic link loop"):
+        read_layer(tmp_path / "loop.shp")
+    folder = write_system(system, tmp_path / "banner")
+    (folder / "town.shp").unlink()
+    (folder / "town.shp").symlink_to(tmp_path / "gone.shp")
+    with pytest.raises(DataFileError, match=r"town\.shp is a broken symbolic link.*gone\.shp"):
+        read_system(folder)
+    with pytest.raises(DataFileError, match="does not exist"):
+        read_layer(tmp_path / "nowhere.gpkg")
+
+
+def _peak_bytes(action) -> tuple[int, float]:
+    """Peak Python allocation and seconds while ``action()`` runs; returns its exception."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        action()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, time.perf_counter() - start
+
+
+def test_sparse_dbf_is_refused_early_with_bounded_memory(
+    tmp_path: Path, system: GridSystem
+) -> None:
+    shp = write_layer(system["town"], tmp_path / "town.shp")
+    dbf = shp.with_suffix(".dbf")
+    count, header, record = struct.unpack("<IHH", dbf.read_bytes()[4:12])
+    size = 400 * 1024**2  # sparse: costs no disk
+    os.truncate(dbf, size)
+    assert dbf.stat().st_blocks * 512 < 1024**2
+
+    def read() -> None:
+        with pytest.raises(DataFileError, match=rf"town\.dbf is damaged.*{count} records"):
+            read_layer(shp)
+
+    peak, seconds = _peak_bytes(read)
+    assert peak < 16 * 1024**2 and seconds < 5
+
+    # A header that agrees with the size: the records themselves are zeros
+    rows = (size - header) // record
+    os.truncate(dbf, header + rows * record)
+    with dbf.open("r+b") as file:
+        file.seek(4)
+        file.write(struct.pack("<I", rows))
+
+    def read_zeros() -> None:
+        with pytest.raises(DataFileError, match=rf"record {count} does not start with a record"):
+            read_layer(shp)
+
+    peak, seconds = _peak_bytes(read_zeros)
+    assert peak < 16 * 1024**2 and seconds < 5
+
+
+def test_truncated_dbf_is_named(tmp_path: Path, system: GridSystem) -> None:
+    shp = write_layer(system["grid"], tmp_path / "grid.shp")
+    dbf = shp.with_suffix(".dbf")
+    os.truncate(dbf, dbf.stat().st_size - 100)
+    with pytest.raises(DataFileError, match=r"grid\.dbf is truncated: its header declares 4 "):
+        read_layer(shp)
+
+
+def test_dbf_is_read_in_chunks(
+    tmp_path: Path, system: GridSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = _names_layer([f"甲{i}" for i in range(9)])
+    shp = write_layer(frame, tmp_path / "x.shp", encoding="GBK")
+    shp.with_suffix(".cpg").unlink()
+    dbf = shp.with_suffix(".dbf")
+    record = struct.unpack("<H", dbf.read_bytes()[10:12])[0]
+    monkeypatch.setattr(gshp, "_CHUNK_BYTES", 2 * record)  # 5 chunks of 2 rows
+    assert detect_encoding(shp) == "GBK"
+    data = dbf.read_bytes()
+    dbf.write_bytes(data.replace("甲7".encode("gbk"), b"\xff\xfe7"))
+    with pytest.raises(EncodingError, match="row 7, field 'name'"):
+        read_layer(shp, encoding="GBK")
+
+
+@pytest.mark.parametrize("target", ["banner", "banner.gpkg", "parquet"])
+def test_crs_reads_back_the_same_from_every_format(
+    tmp_path: Path, system: GridSystem, target: str
+) -> None:
+    fmt = "parquet" if target == "parquet" else None
+    read = read_system(write_system(system, tmp_path / target, format=fmt))
+    assert str(read.crs) == "EPSG:4490"
+    assert read.crs == system.crs
+    for frame in _all_layers(read).values():
+        assert frame.crs.srs == "EPSG:4490"
+
+
+def test_crs_without_an_authority_code_is_kept(tmp_path: Path) -> None:
+    custom = "+proj=tmerc +lat_0=0 +lon_0=108.3 +k=1 +x_0=500000 +y_0=0 +ellps=GRS80 +units=m"
+    frame = _names_layer(["甲"]).set_crs(custom, allow_override=True)
+    frame.to_parquet(tmp_path / "x.parquet")
+    got = read_layer(tmp_path / "x.parquet")
+    assert got.crs == frame.crs and got.crs.to_epsg() is None
+
+
+def test_field_names_cut_by_other_software_are_recognised(
+    tmp_path: Path, system: GridSystem
+) -> None:
+    grid = system["grid"]
+    # GDAL itself cuts parent_code to parent_cod and general_grid to general_gr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GDAL's "laundered field name" warnings
+        pyogrio.write_dataframe(grid.rename(columns={"code": "CODE"}), tmp_path / "grid.shp")
+    fields = list(pyogrio.read_info(tmp_path / "grid.shp")["fields"])
+    assert {"CODE", "parent_cod", "general_gr"} <= set(fields)
+    got = read_layer(tmp_path / "grid.shp")
+    assert {"code", "parent_code", "general_grid"} <= set(got.columns)
+    assert got["parent_code"].tolist() == grid["parent_code"].tolist()
+    # an 8-character cut: households (could also be household_id, which is said)
+    cut = grid.rename(columns={"households": "househol", "parent_code": "parent_cod"})
+    pyogrio.write_dataframe(cut, tmp_path / "cut.gpkg")
+    with pytest.warns(UserWarning, match=r"'househol' was read as 'households'.*household_id"):
+        got = read_layer(tmp_path / "cut.gpkg")
+    assert got["households"].tolist() == grid["households"].tolist()
+    # a column that is already there is never overwritten
+    both = grid.assign(parent_cod="x")
+    pyogrio.write_dataframe(both, tmp_path / "both.gpkg")
+    got = read_layer(tmp_path / "both.gpkg")
+    assert got["parent_code"].tolist() == grid["parent_code"].tolist()
+    assert got["parent_cod"].tolist() == ["x"] * len(grid)
+
+
+def test_system_with_cut_field_names_reads(tmp_path: Path, system: GridSystem) -> None:
+    folder = tmp_path / "banner"
+    folder.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, frame in _all_layers(system).items():
+            pyogrio.write_dataframe(frame, folder / f"{name}.shp", encoding="UTF-8")
+    read = read_system(folder)
+    assert read["grid"]["parent_code"].tolist() == system["grid"]["parent_code"].tolist()
+    assert read["grid"]["general_grid"].tolist() == system["grid"]["general_grid"].tolist()
+
+
+def _ring(x: float) -> Polygon:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "invalid value" for NaN
+        return shapely.polygons(
+            [[108.5, 40.7], [x, 40.7], [108.6, 40.8], [108.5, 40.8], [108.5, 40.7]]
+        )
+
+
+_STAND_IN = 108.55
+"""GDAL refuses to write NaN and inf: a Shapefile gets this value, then a byte edit."""
+_UNFIT = {
+    "projected metres": box(500000, 4500000, 501000, 4501000),
+    "lat/lon swapped": box(40.7, 108.5, 40.8, 108.6),
+    "1e300": box(108.5, 40.7, 1e300, 1e300),
+    "inf": _ring(np.inf),
+    "nan": _ring(np.nan),
+}
+
+
+def _write_unfit(geometry: Polygon, path: Path) -> None:
+    frame = _layer([{"code": "1", "name": "甲", "parent_code": ""}], [(0, 0, 1, 1)])
+    frame = frame.set_geometry([geometry], crs=CRS)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path)
+    elif path.suffix == ".gpkg" or np.isfinite(shapely.get_coordinates(geometry)).all():
+        pyogrio.write_dataframe(frame, path)
+    else:
+        x = shapely.get_coordinates(geometry)[1, 0]
+        pyogrio.write_dataframe(frame.set_geometry([_ring(_STAND_IN)], crs=CRS), path)
+        data = path.read_bytes()
+        assert struct.pack("<d", _STAND_IN) in data
+        path.write_bytes(data.replace(struct.pack("<d", _STAND_IN), struct.pack("<d", x)))
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".parquet", ".shp"])
+@pytest.mark.parametrize("case", list(_UNFIT))
+def test_coordinates_that_do_not_fit_the_crs_still_read(
+    tmp_path: Path, suffix: str, case: str
+) -> None:
+    geometry = _UNFIT[case]
+    path = tmp_path / f"x{suffix}"
+    _write_unfit(geometry, path)
+    got = read_layer(path)
+    expected = shapely.get_coordinates(geometry)
+    coords = shapely.get_coordinates(got.geometry)
+    # a Shapefile stores rings clockwise: compare the coordinates as sets of rows
+    assert np.array_equal(np.unique(coords, axis=0), np.unique(expected, axis=0), equal_nan=True)
+    assert str(got.crs) == "EPSG:4490"
+
+
+def test_ring_that_cannot_close_is_a_geometry_error(tmp_path: Path) -> None:
+    frame = _names_layer(["甲", "乙"])  # rows 0 and 1, boxes from x=0 and x=1
+    shp = write_layer(frame, tmp_path / "x.shp")
+    data = shp.read_bytes()
+    stand_in = struct.pack("<d", 2.0)  # only row 1's ring reaches x=2, its first vertex
+    assert stand_in in data
+    shp.write_bytes(data.replace(stand_in, struct.pack("<d", np.nan)))
+    with pytest.raises(GeometryError, match=r"x\.shp, row 1: .*NaN"):
+        read_layer(shp)

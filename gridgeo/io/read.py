@@ -1,35 +1,41 @@
-"""Reading grid systems and layers."""
+"""Reading grid systems and layers.
+
+Every reader returns layers in one shape whatever the file format: codes as
+text, the long column names gridgeo uses (Shapefile field names cut to 10
+bytes are renamed back), and the CRS by its authority code (``EPSG:4490``),
+so a Shapefile folder, a GeoPackage and a GeoParquet folder of the same data
+read back equal.
+"""
 
 from __future__ import annotations
 
-import codecs
 import os
-import secrets
-import shutil
-import struct
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
-import shapely
-from pyogrio.errors import DataLayerError, DataSourceError
-from pyproj import CRS
-from pyproj.exceptions import CRSError
+from shapely.errors import ShapelyError
 
 from gridgeo.config import BANNER, GridConfig
-from gridgeo.errors import CrsError, DataFileError, EncodingError, LayerError, SchemaError
-from gridgeo.model import GridSystem
-from gridgeo.io.formats import file_format, folder_layers, gpkg_layers, no_crs_message, read_ogr
-from gridgeo.io.shapefile import detect_encoding, no_encoding_outside_shapefiles, read_shapefile
+from gridgeo.errors import CrsError, DataFileError, LayerError, option
+from gridgeo.io.formats import (
+    canonical_crs,
+    file_format,
+    folder_layers,
+    gpkg_layers,
+    no_crs_message,
+    read_ogr,
+    unreachable,
+)
+from gridgeo.io.shapefile import no_encoding_outside_shapefiles, read_shapefile, recognise_fields
+from gridgeo.model import SOURCE_LAYERS, GridSystem
+
+__all__ = ["read_layer", "read_system"]
 
 
-# -- reading ----------------------------------------------------------------------
 def read_system(
     path: str | os.PathLike[str],
     config: GridConfig = BANNER,
@@ -37,11 +43,15 @@ def read_system(
     strict: bool = True,
     encoding: str | None = None,
     field_names: Mapping[str, str] | None = None,
+    sources: Iterable[str] = SOURCE_LAYERS,
 ) -> GridSystem:
     """Read a grid system from a Shapefile folder, a GeoPackage or a GeoParquet folder.
 
-    Layers named after ``config``'s levels become the levels; any other layer
-    becomes a source layer (``party_grid``, ``sanitation_grid``).
+    Layers named after ``config``'s levels become the levels; layers named
+    in ``sources`` (by default the party-building and sanitation grids,
+    ``party_grid`` and ``sanitation_grid``) become source layers. Any other
+    layer the file or folder holds (``roads``, ``buildings``) is not read: a
+    warning names it.
 
     Parameters
     ----------
@@ -54,38 +64,59 @@ def read_system(
         Validate codes (see :meth:`GridSystem.from_layers`); pass ``False`` to
         load a dirty dataset for :mod:`gridgeo.check`.
     encoding:
-        Text encoding of the Shapefiles (``"GBK"``, ``"UTF-8"``). By default
-        it is detected per file with :func:`detect_encoding`.
+        Text encoding of the Shapefiles that do not declare theirs
+        (``"GBK"``, ``"UTF-8"``, ``"big5"``). A layer with a ``.cpg`` file
+        that fits its bytes is read as its ``.cpg`` says (with a warning if
+        ``encoding`` disagrees); ``encoding`` replaces a ``.cpg`` that does
+        not fit, and the DBF header's language byte. By default every layer's
+        encoding is detected with :func:`detect_encoding`.
     field_names:
         Extra column → DBF field name mapping used when the folder was
-        written (extends ``config.shapefile_fields``); Shapefiles only.
+        written (extends ``config.shapefile_fields``).
+    sources:
+        Names of the non-level layers to read as source layers.
 
     Returns
     -------
     GridSystem
+        Every layer in the CRS its file gives, named by authority code when
+        it has one (``system.crs`` prints ``EPSG:4490`` for all formats).
 
     Raises
     ------
     DataFileError
-        The path is missing, holds no layers, or has an unknown format.
+        The path is missing (or a broken or looping link), holds no layers,
+        has an unknown format, or a file is truncated or damaged.
     LayerError
         A level is missing.
     CrsError
-        A layer has no CRS (a Shapefile without ``.prj``).
+        A layer has no CRS (a Shapefile without ``.prj``) or an unreadable one.
     EncodingError
         A Shapefile's encoding cannot be determined or does not fit its bytes.
 
     Example
     -------
-    >>> system = read_system("data/shapefiles")  # doctest: +SKIP
-    >>> system.counts()  # doctest: +SKIP
+    >>> import tempfile
+    >>> from gridgeo import load_demo
+    >>> from gridgeo.io import write_layer
+    >>> gpkg = Path(tempfile.mkdtemp()) / "banner.gpkg"
+    >>> for name, frame in load_demo().items():
+    ...     _ = write_layer(frame, gpkg, name)
+    >>> _ = write_layer(load_demo()["town"], gpkg, "roads")  # not part of the system
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     system = read_system(gpkg)
+    >>> system.counts()
     {'banner': 1, 'town': 11, 'grid': 662, 'micro_grid': 897}
+    >>> "roads" in str(caught[0].message), str(system.crs)
+    (True, 'EPSG:4490')
     """
     path = Path(path)
-    if not path.exists():
+    reason = unreachable(path)
+    if reason is not None:
         raise DataFileError(
-            f"{path} does not exist. read_system expects a folder of Shapefiles "
-            "({layer}.shp), a .gpkg file or a folder of GeoParquet files ({layer}.parquet)."
+            f"{reason}. read_system expects a folder of Shapefiles ({{layer}}.shp), a "
+            ".gpkg file or a folder of GeoParquet files ({layer}.parquet)."
         )
     if path.is_file():
         if path.suffix.lower() != ".gpkg":
@@ -100,22 +131,46 @@ def read_system(
                 f"a .gpkg file or a folder of .shp or .parquet files.{hint}"
             )
         no_encoding_outside_shapefiles(encoding, "gpkg", path)
-        names = gpkg_layers(path)
-        files = {name: path for name in names}
+        files = dict.fromkeys(gpkg_layers(path), path)
     else:
         files = folder_layers(path)
         if next(iter(files.values())).suffix.lower() != ".shp":
             no_encoding_outside_shapefiles(encoding, "parquet", path)
-    order = [n for n in config.level_names if n in files] + sorted(
-        n for n in files if n not in config.level_names
-    )
+    order = _system_layers(files, config, list(sources), path)
     layers = {
         name: read_layer(
-            files[name], name, encoding=encoding, config=config, field_names=field_names
+            files[name],
+            name if path.is_file() else None,
+            encoding=encoding,
+            config=config,
+            field_names=field_names,
         )
         for name in order
     }
     return GridSystem.from_layers(layers, config, strict=strict, origin=str(path))
+
+
+def _system_layers(
+    files: Mapping[str, Path], config: GridConfig, sources: list[str], path: Path
+) -> list[str]:
+    """The layers of ``files`` to read (levels, then sources); warns about the others."""
+    levels = config.level_names
+    missing = [name for name in levels if name not in files]
+    if missing:
+        raise LayerError(
+            f"{path}: level(s) {missing} are missing; it holds layers {sorted(files)}. A "
+            f"grid system needs one layer per level: {levels}. Rename the layers, or "
+            "describe your levels in a GridConfig."
+        )
+    wanted = [*levels, *(name for name in sources if name in files and name not in levels)]
+    ignored = sorted(set(files) - set(wanted))
+    if ignored:
+        warnings.warn(
+            f"{path}: ignored layer(s) {ignored}, which are neither levels ({levels}) nor "
+            f"source layers ({sources}); read one with gridgeo.io.read_layer if you need it.",
+            stacklevel=3,
+        )
+    return wanted
 
 
 def read_layer(
@@ -128,10 +183,14 @@ def read_layer(
 ) -> gpd.GeoDataFrame:
     """Read one layer from a ``.shp``, ``.gpkg``, ``.parquet`` or ``.geojson`` file.
 
-    Shapefile field names are renamed back to the long column names
-    (``parent`` → ``parent_code``), and ``code`` / ``parent_code`` come back
-    as text; for a level of ``config`` numeric codes are zero-padded to the
-    level's width.
+    Short field names are renamed back to the long column names (the
+    declared ``parent`` → ``parent_code``, and names other software cut to
+    10 characters, ``parent_cod`` → ``parent_code``; see
+    :func:`~gridgeo.io.shapefile.recognise_fields`), ``code`` /
+    ``parent_code`` come back as text (for a level of ``config`` numeric
+    codes are zero-padded to the level's width), and the CRS is named by its
+    authority code when it has one. Coordinates are returned as stored, even
+    when they do not fit the CRS: the model checks them.
 
     Parameters
     ----------
@@ -142,8 +201,8 @@ def read_layer(
         other formats the file is the layer, and ``layer`` (default: the file
         name without suffix) only names it.
     encoding:
-        Shapefile text encoding; detected with :func:`detect_encoding` when
-        ``None``. An encoding that does not fit the bytes is an error.
+        Shapefile text encoding, used as :func:`read_system` describes;
+        detected with :func:`detect_encoding` when ``None``.
     config:
         Supplies the Shapefile field-name mapping and the code widths.
     field_names:
@@ -156,16 +215,22 @@ def read_layer(
 
     Example
     -------
-    >>> town = read_layer("data/shapefiles/town.shp")  # doctest: +SKIP
-    >>> town.loc[0, ["code", "name"]].tolist()  # doctest: +SKIP
-    ['150823100', '乌拉山镇']
+    >>> import tempfile
+    >>> from gridgeo import load_demo
+    >>> from gridgeo.io import write_layer
+    >>> shp = write_layer(load_demo()["town"], Path(tempfile.mkdtemp()) / "town.shp")
+    >>> town = read_layer(shp)
+    >>> town.loc[0, ["code", "name", "parent_code"]].tolist()
+    ['150823100', '乌拉山镇', '150823']
+    >>> str(town.crs)
+    'EPSG:4490'
     """
     path = Path(path)
     kind = file_format(path, "read")
     if not path.is_file():
+        reason = unreachable(path) or f"{path} is a folder, not a file"
         raise DataFileError(
-            f"{path} does not exist{' (it is a folder)' if path.is_dir() else ''}. "
-            "Check the path; read_layer reads one .shp, .gpkg, .parquet or .geojson file."
+            f"{reason}. read_layer reads one .shp, .gpkg, .parquet or .geojson file."
         )
     if kind != "shapefile":
         no_encoding_outside_shapefiles(encoding, kind, path)
@@ -178,20 +243,22 @@ def read_layer(
         if layer is None:
             if len(available) != 1:
                 raise LayerError(
-                    f"{path} holds {len(available)} layers {available}; pass layer= to "
-                    "say which one to read."
+                    f"{path} holds {len(available)} layers {available}; pass "
+                    f"{option('layer', available[0] if available else 'name')} (or "
+                    "another) to say which one to read."
                 )
             name = available[0]
             where = f"{path}, layer {name!r}"
         elif layer not in available:
             raise LayerError(
-                f"{path} has no layer {layer!r}; it holds {available}. Pass one of those as layer=."
+                f"{path} has no layer {layer!r}; it holds {available}. Pass one of those "
+                f"as {option('layer')}."
             )
         frame = read_ogr(path, where, layer=name)
     elif kind == "parquet":
         try:
             frame = gpd.read_parquet(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ShapelyError) as exc:
             raise DataFileError(
                 f"{path}: cannot read it as GeoParquet ({exc}). Write it with "
                 "GeoDataFrame.to_parquet or gridgeo.io.write_layer."
@@ -200,6 +267,7 @@ def read_layer(
         frame = read_ogr(path, where)
     if frame.crs is None:
         raise CrsError(no_crs_message(path, where, kind))
+    frame = recognise_fields(canonical_crs(frame), config, field_names)
     return _codes_as_text(frame, name, config)
 
 
