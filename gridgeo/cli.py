@@ -2,109 +2,418 @@
 
 Every subcommand calls the public API; errors a user can cause
 (:class:`~gridgeo.errors.GridgeoError`) are printed without a traceback and
-the command exits 2.
+the command exits 2 (exit 1 means "defects found", from ``gridgeo check``).
+Messages name command-line flags (:func:`gridgeo.errors.cli_voice`).
+
+Every output path is checked before any work starts: its folder must be
+writable, it must not be a folder, an input, or inside (or around) one, and
+its suffix must be one the command writes. Tables fit an 80-column terminal;
+``--format json`` or ``--format csv`` prints machine-readable results on
+stdout instead, with every other message on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
-from gridgeo.errors import GridgeoError
+import gridgeo
+from gridgeo.errors import CrsError, DataFileError, EncodingError, GridgeoError, cli_voice
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-console = Console()
-errors = Console(stderr=True)
+FORMATS = ("table", "json", "csv")
+CHUNK_ROWS = 200_000
+"""Rows of a CSV points table assigned and written at a time by ``gridgeo assign``."""
 
 
-def _table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(frame.index.name or "")
+# -- output: consoles, tables, machine-readable formats -------------------------------------
+@dataclass
+class _Ui:
+    """Where things are printed: tables and results on stdout, the rest on stderr
+    whenever stdout carries JSON or CSV."""
+
+    out: Console
+    err: Console
+    format: str = "table"
+
+    @property
+    def tables(self) -> bool:
+        return self.format == "table"
+
+    def note(self, text: str) -> None:
+        (self.out if self.tables else self.err).print(text)
+
+    def status(self, text: str):
+        return self.err.status(text)
+
+    def show(self, frame: pd.DataFrame, title: str) -> None:
+        if self.tables:
+            self.out.print(_fit(frame, title, self.out))
+
+    def emit_json(self, payload) -> None:
+        text = json.dumps(
+            _plain(payload), ensure_ascii=False, indent=2, allow_nan=False, default=_jsonable
+        )
+        sys.stdout.write(text)
+        sys.stdout.write("\n")
+
+    def emit_csv(self, frame: pd.DataFrame, index: bool = True) -> None:
+        frame.to_csv(sys.stdout, index=index, lineterminator="\n")
+
+
+def _plain(value):
+    """``value`` with NaN and pandas' missing values as ``None`` (JSON ``null``)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value
+
+
+def _jsonable(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, title: str, right: bool = False) -> Table:
+    """``frame`` as a compact table whose cells never wrap (numbers and codes stay whole)."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column(frame.index.name or "", no_wrap=True)
     for column in frame.columns:
-        table.add_column(str(column), justify="right")
-    for index, row in frame.iterrows():
+        numbers = right or frame[column].map(_is_number).all()
+        table.add_column(str(column), justify="right" if numbers else "left", no_wrap=True)
+    for index, row in zip(frame.index, frame.itertuples(index=False), strict=True):
         table.add_row(str(index), *(_cell(v) for v in row))
     return table
 
 
+def _vertical(frame: pd.DataFrame, title: str) -> Table:
+    """One block per row (``column  value`` lines), for rows too wide for the terminal."""
+    table = Table.grid(padding=(0, 2))
+    table.title = title
+    table.title_justify = "left"
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for index, row in zip(frame.index, frame.itertuples(index=False), strict=True):
+        table.add_row(f"[bold]{frame.index.name or ''} {index}[/]".strip(), "")
+        for column, value in zip(frame.columns, row, strict=True):
+            table.add_row(f"  {column}", _cell(value))
+    return table
+
+
+def _natural_width(table: Table, console: Console) -> int:
+    return Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+
+
+def _fit(frame: pd.DataFrame, title: str, console: Console) -> Table:
+    """The widest layout that fits ``console``: the table, its transpose, or blocks."""
+    table = _table(frame, title)
+    if _natural_width(table, console) <= console.width:
+        return table
+    if len(frame) <= 6:
+        transposed = frame.T
+        transposed.index.name = frame.index.name or ""
+        turned = _table(transposed.astype(object), title, right=True)
+        if _natural_width(turned, console) <= console.width:
+            return turned
+    return _vertical(frame, title)
+
+
+def _is_number(value) -> bool:
+    return value is None or value is pd.NA or isinstance(value, int | float | np.number)
+
+
 def _cell(value) -> str:
+    if value is None or value is pd.NA:
+        return "—"
     if isinstance(value, float | np.floating):
         if np.isnan(value):
             return "—"
         return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-    if isinstance(value, int | np.integer):
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
 
 
-def _print_summary(system) -> None:
+# -- checking paths before any work ---------------------------------------------------------
+@dataclass(frozen=True)
+class _Output:
+    flag: str  # "-o/--out", "--summary", …
+    path: Path
+    suffixes: tuple[str, ...]  # what the command writes; () for a folder
+    hint: str = ""
+
+
+def _check_inputs(inputs: dict[str, str | None]) -> list[Path]:
+    """Every named input exists (a symlink loop or an unreadable path is said as such)."""
+    found = []
+    for what, value in inputs.items():
+        if value is None:
+            continue
+        path = Path(value)
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            raise DataFileError(f"{what} {path}: no such file or folder. Check the path.") from None
+        except OSError as exc:
+            raise DataFileError(f"{what} {path}: cannot be opened ({exc.strerror}).") from None
+        found.append(path)
+    return found
+
+
+def _check_outputs(outputs: Sequence[_Output], inputs: Sequence[Path]) -> None:
+    """Refuse, before any work starts, every output that cannot or must not be written.
+
+    An output must not be an input, lie inside one (a Shapefile folder) or contain one;
+    its nearest existing folder must be writable; it must not be a folder itself; and
+    its suffix must be one the command writes.
+    """
+    resolved_inputs = [(p, p.resolve()) for p in inputs]
+    seen: dict[Path, str] = {}
+    for output in outputs:
+        path, flag = output.path, output.flag
+        target = path.resolve()
+        for given, source in resolved_inputs:
+            same = target == source or (path.exists() and os.path.samefile(path, given))
+            if same or target.is_relative_to(source) or source.is_relative_to(target):
+                relation = (
+                    "is" if same else "is inside" if target.is_relative_to(source) else "contains"
+                )
+                raise DataFileError(
+                    f"{flag} {path} {relation} the input {given}; gridgeo never writes into "
+                    f"its inputs. Choose another {flag} path."
+                )
+        if target in seen:
+            raise DataFileError(f"{flag} {path} is also the {seen[target]} path; give two paths.")
+        seen[target] = flag
+        if output.suffixes:
+            if path.is_dir():
+                raise DataFileError(
+                    f"{flag} {path} is a folder; give a file name ending in "
+                    f"{' or '.join(output.suffixes)}."
+                )
+            if path.suffix.lower() not in output.suffixes:
+                raise DataFileError(
+                    f"{flag} {path}: cannot write {path.suffix or 'a file without suffix'!r}; "
+                    f"use {' or '.join(output.suffixes)}.{output.hint}"
+                )
+            _require_writable(path.parent, flag, path)
+        else:
+            if path.exists() and not path.is_dir():
+                raise DataFileError(f"{flag} {path} is a file; give a folder for the outputs.")
+            _require_writable(path, flag, path)
+
+
+def _require_writable(folder: Path, flag: str, path: Path) -> None:
+    """The nearest existing ancestor of ``folder`` is a folder this process can write in."""
+    existing = folder.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataFileError(f"{flag} {path}: {existing} is a file, not a folder.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".gridgeo-probe-", dir=existing)
+    except OSError as exc:
+        raise DataFileError(
+            f"{flag} {path}: cannot write in the folder {existing} ({exc.strerror}). "
+            f"Choose a writable {flag} path."
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def _prepare(path: Path) -> Path:
+    """Create the folder of an output (checked writable up front) just before writing it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    from gridgeo.io import staging
+
+    with staging(_prepare(path)) as stage:
+        temp = stage / path.name
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+
+
+def _parse_crs(value: str) -> str:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        CRS.from_user_input(value)
+    except CRSError:
+        raise CrsError(
+            f"--crs {value!r} is not a coordinate reference system pyproj knows; use e.g. "
+            "--crs EPSG:4326 (WGS-84 longitude/latitude), --crs EPSG:4490 (CGCS2000) or "
+            "--crs EPSG:4547 (CGCS2000 3-degree zone 114E, metres)."
+        ) from None
+    return value
+
+
+def _map_layers(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    from gridgeo.maps import LAYERS
+
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in LAYERS]
+    if unknown or not names:
+        raise GridgeoError(
+            f"--layers {value!r}: unknown layer name(s) {unknown}; choose among "
+            f"{', '.join(LAYERS)} (comma-separated)."
+        )
+    return names
+
+
+# -- info ---------------------------------------------------------------------------------------
+_LEVEL_HEADERS = {
+    "area_km2": "area km²",
+    "workers_each": "workers each",
+    "households_per_worker": "households/worker",
+}
+
+
+def _towns(system) -> pd.DataFrame | None:
+    """The towns with their staffing (when the grid attributes carry it)."""
+    levels = system.config.level_names
+    if len(levels) < 3:
+        return None
+    town, grid = levels[1], levels[2]
+    columns = ["name", "households", "residents", "workers"]
+    if any(c not in system[town] for c in columns):
+        return None
+    towns = system[town].set_index("code")[columns]
+    towns = towns.join(system[grid].groupby("parent_code").size().rename("grids"))
+    towns["workers_per_grid"] = towns["workers"] / towns["grids"]
+    towns["residents_share_pct"] = 100 * towns["residents"] / towns["residents"].sum()
+    return towns
+
+
+def _print_summary(system, ui: _Ui) -> None:
+    summary = system.summary().rename(columns=_LEVEL_HEADERS)
+    ui.show(summary, f"{system.config.root_name} {system.config.root_code} — {system.origin}")
+    towns = _towns(system)
+    if towns is not None:
+        # 80 columns: the residents' share is left to --format json/csv.
+        shown = towns[["name", "households", "residents", "grids", "workers", "workers_per_grid"]]
+        ui.show(shown.rename(columns={"workers_per_grid": "per grid"}), "苏木镇 towns")
+
+
+def _system_payload(system) -> dict:
     summary = system.summary()
-    console.print(
-        _table(summary, f"{system.config.root_name} {system.config.root_code} — {system.origin}")
-    )
-    if "town" in system.levels and "workers" in system["town"]:
-        towns = system["town"].set_index("code")[["name", "households", "residents", "workers"]]
-        grids = system["grid"].groupby("parent_code").size().rename("grids")
-        towns = towns.join(grids)
-        towns["workers/grid"] = towns["workers"] / towns["grids"]
-        towns["share %"] = 100 * towns["residents"] / towns["residents"].sum()
-        console.print(_table(towns, "苏木镇 towns"))
+    towns = _towns(system)
+    return {
+        "root": system.config.root_name,
+        "code": system.config.root_code,
+        "origin": system.origin,
+        "levels": {k: dict(v) for k, v in summary.to_dict(orient="index").items()},
+        "towns": [] if towns is None else towns.reset_index().to_dict(orient="records"),
+    }
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
+def _cmd_info(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.io import read_system
 
-    system = read_system(args.data, strict=not args.lenient)
-    _print_summary(system)
+    _check_inputs({"grid system": args.data})
+    system = read_system(args.data, strict=not args.lenient, encoding=args.encoding)
+    if ui.format == "json":
+        ui.emit_json(_system_payload(system))
+    elif ui.format == "csv":
+        ui.emit_csv(system.summary())
+    else:
+        _print_summary(system, ui)
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+# -- demo ---------------------------------------------------------------------------------------
+_DEMO_FILES = (
+    "dirty_defects.gpkg",
+    "dual_grid_findings.gpkg",
+    "households.parquet",
+    "incidents.parquet",
+    "households.csv",
+    "incidents.csv",
+    "grid_workload.csv",
+    "coverage_map.html",
+    "demo_summary.json",
+)
+
+
+def _cmd_demo(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo import demo
     from gridgeo.assign import assign, build_index
     from gridgeo.check import check_system
-    from gridgeo.io import write_layer
+    from gridgeo.io import write_html, write_layer, write_table
+    from gridgeo.maps import coverage_map, render_html
 
     out = Path(args.out)
+    data_dir = Path(args.data_dir)
+    outputs = [_Output("--out", out, ())]
+    outputs += [_Output("--out", out / name, (Path(name).suffix,)) for name in _DEMO_FILES]
+    _check_outputs(outputs, [] if args.regenerate else [data_dir])
     if args.regenerate:
-        with console.status("generating the demo dataset into data/ …"):
-            demo.write_demo(args.data_dir)
-        console.print(f"wrote the demo dataset under {args.data_dir}")
-    system = demo.load_demo(data_dir=args.data_dir)
-    _print_summary(system)
+        with ui.status(f"generating the demo dataset into {data_dir} …"):
+            demo.write_demo(data_dir)
+        ui.note(f"wrote the demo dataset under {data_dir}")
+    system = demo.load_demo(data_dir=data_dir)
+    _print_summary(system, ui)
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
-    with console.status("checking the banner and its dirty variant …"):
+    with ui.status("checking the banner and its dirty variant …"):
         clean = check_system(system)
-        dirty = check_system(demo.load_demo("dirty", data_dir=args.data_dir))
+        dirty = check_system(demo.load_demo("dirty", data_dir=data_dir))
     write_layer(dirty.defects, out / "dirty_defects.gpkg")
     write_layer(clean.defects, out / "dual_grid_findings.gpkg")
     written += ["dirty_defects.gpkg", "dual_grid_findings.gpkg"]
-    console.print(
+    ui.note(
         f"check: clean banner {clean.errors} errors ({len(clean.defects)} dual-grid findings); "
         f"dirty variant {dirty.errors} errors in {len(dirty.defects)} findings"
     )
 
-    homes = demo.households(system, progress=True)
+    homes = demo.households(system, progress=ui.tables)
     events = demo.incidents(system, homes)
-    with console.status("assigning households and incidents to grids …"):
+    with ui.status("assigning households and incidents to grids …"):
         index = build_index(system)
         homes = assign(homes, system, index=index)
         events = assign(events, system, index=index)
-    _print_assignment(homes)
-    write_layer(homes, out / "households.parquet")
-    write_layer(events, out / "incidents.parquet")
-    written += ["households.parquet", "incidents.parquet"]
+    _print_assignment(_Tally.of(homes), ui)
+    for name, frame in (("households", homes), ("incidents", events)):
+        write_layer(frame, out / f"{name}.parquet")
+        write_table(frame, out / f"{name}.csv")  # for `gridgeo assign` / `gridgeo map`
+        written += [f"{name}.parquet", f"{name}.csv"]
     summary = {
         "levels": {k: int(v) for k, v in system.counts().items()},
         "households": len(homes),
@@ -116,18 +425,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "check": {"clean": clean.to_dict(), "dirty": dirty.to_dict()},
     }
     summary.update(_demo_stats(system, homes, events, out, written))
-    from gridgeo.io import write_html
-    from gridgeo.maps import coverage_map, render_html
 
-    with console.status("drawing the coverage map …"):
-        m = coverage_map(system, households=homes, incidents=events, defects=dirty.defects)
+    with ui.status("drawing the coverage map …"):
+        # The clean banner's own findings: the dirty variant's defects belong to another system.
+        m = coverage_map(system, households=homes, incidents=events, defects=clean.defects)
         write_html(render_html(m), out / "coverage_map.html")
     written.append("coverage_map.html")
-    (out / "demo_summary.json").write_text(
-        json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
+    _write_text(out / "demo_summary.json", json.dumps(summary, ensure_ascii=False, indent=2))
     written.append("demo_summary.json")
-    console.print(f"wrote to {out}/: {', '.join(written)}")
+    if ui.format == "json":
+        ui.emit_json(summary)
+    ui.note(f"wrote to {out}/: {', '.join(written)}")
     return 0
 
 
@@ -136,11 +444,8 @@ def _counts(values) -> dict[str, int]:
 
 
 def _demo_stats(system, homes, events, out: Path, written: list[str]) -> dict:
-    """Workload and incident tables for the demo (gridgeo.stats), when available."""
-    try:
-        from gridgeo import stats
-    except ImportError:  # pragma: no cover - stats ships with the package
-        return {}
+    """Workload and incident tables for the demo (gridgeo.stats)."""
+    from gridgeo import stats
     from gridgeo.io import write_table
 
     per_grid = stats.households_per_grid(homes, system)
@@ -154,110 +459,466 @@ def _demo_stats(system, homes, events, out: Path, written: list[str]) -> dict:
     }
 
 
-def _print_defects(defects, limit: int) -> None:
+# -- check --------------------------------------------------------------------------------------
+_DEFECT_COLUMNS = {
+    "severity": "severity",
+    "kind": "kind",
+    "level": "level",
+    "codes": "codes",
+    "area_m2": "area m²",
+    "width_m": "width m",
+    "message_zh": "message",
+}
+_SEVERITY_COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def _print_defects(defects, limit: int, ui: _Ui) -> None:
     if defects.empty:
-        console.print("[bold green]无缺陷 no defects found[/]")
+        ui.out.print("[bold green]无缺陷 no defects found[/]")
         return
-    table = Table(title=f"缺陷 defects ({len(defects)})", title_justify="left")
-    for column in ("severity", "kind", "level", "codes", "area m²", "width m", "message"):
-        table.add_column(column, overflow="fold")
-    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
-    for row in defects.head(limit).itertuples():
+    title = f"缺陷 defects ({len(defects)})"
+    shown = defects.head(limit)
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    for label in _DEFECT_COLUMNS.values():
+        numeric = label in ("area m²", "width m")
+        table.add_column(label, justify="right" if numeric else "left", no_wrap=label != "message")
+    for row in shown.itertuples():
         table.add_row(
-            f"[{colours[row.severity]}]{row.severity}[/]",
+            f"[{_SEVERITY_COLOURS.get(row.severity, 'white')}]{row.severity}[/]",
             row.kind,
             row.level,
-            row.codes,
+            ", ".join(str(row.codes).split(",")),
             f"{row.area_m2:,.1f}",
             f"{row.width_m:,.2f}",
             row.message_zh,
         )
-    console.print(table)
+    if _natural_width(table, ui.out) > ui.out.width:
+        table = _defect_blocks(shown, title)
+    ui.out.print(table)
     if len(defects) > limit:
-        console.print(f"… {len(defects) - limit} more (see --out)")
+        ui.out.print(f"… {len(defects) - limit} more (see --out, or --format csv)")
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
+def _defect_blocks(defects, title: str) -> Table:
+    """Defects for narrow terminals: one short block each, codes and numbers unbroken."""
+    table = Table.grid(padding=(0, 1))
+    table.title = title
+    table.title_justify = "left"
+    table.add_column(no_wrap=True, justify="right")
+    table.add_column(overflow="fold")
+    for number, row in enumerate(defects.itertuples(), start=1):
+        colour = _SEVERITY_COLOURS.get(row.severity, "white")
+        table.add_row(f"{number}", f"[{colour}]{row.severity}[/] [bold]{row.kind}[/] {row.level}")
+        table.add_row("", ", ".join(str(row.codes).split(",")))
+        table.add_row("", f"area {row.area_m2:,.1f} m², width {row.width_m:,.2f} m")
+        table.add_row("", str(row.message_zh))
+    return table
+
+
+def _kinds_by_town(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per kind: the total and the towns involved (``code ×n``), as one wrapping text cell."""
+    towns = summary.drop(columns="total", errors="ignore")
+    text = [
+        ", ".join(f"{town} ×{int(n)}" if n > 1 else str(town) for town, n in row.items() if n > 0)
+        for _, row in towns.iterrows()
+    ]
+    total = summary["total"] if "total" in summary else towns.sum(axis=1)
+    out = pd.DataFrame({"total": total.to_numpy(), "towns": text}, index=summary.index)
+    out.index.name = "kind"
+    return out
+
+
+def _print_kinds(summary: pd.DataFrame, ui: _Ui) -> None:
+    frame = _kinds_by_town(summary)
+    table = Table(
+        title="每类缺陷按苏木镇统计 defects per kind and town",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("kind", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    table.add_column("towns")  # wraps between codes, never inside one
+    for kind, row in frame.iterrows():
+        table.add_row(str(kind), f"{int(row['total']):,}", row["towns"])
+    ui.out.print(table)
+
+
+def _defect_rows(defects) -> pd.DataFrame:
+    return pd.DataFrame(defects.drop(columns=defects.geometry.name))
+
+
+def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.check import check_system
     from gridgeo.io import read_system, write_layer
 
-    system = read_system(args.data, strict=False)
-    with console.status("checking …"):
+    inputs = _check_inputs({"grid system": args.data})
+    out = Path(args.out) if args.out else None
+    summary_path = (
+        Path(args.summary)
+        if args.summary
+        else out.with_name(out.stem + ".summary.json")
+        if out
+        else None
+    )
+    outputs = []
+    if out is not None:
+        outputs.append(
+            _Output(
+                "-o/--out",
+                out,
+                (".gpkg", ".geojson", ".json", ".parquet"),
+                " Defects mix polygons, lines and points, which a Shapefile cannot hold.",
+            )
+        )
+    if summary_path is not None:
+        outputs.append(_Output("--summary", summary_path, (".json",)))
+    _check_outputs(outputs, inputs)
+
+    system = read_system(args.data, strict=False, encoding=args.encoding)
+    with ui.status("checking …"):
         report = check_system(system, dual=not args.no_dual)
-    _print_defects(report.defects, args.limit)
-    summary = report.summary()
-    if not summary.empty:
-        console.print(_table(summary, "每类缺陷按苏木镇统计 defects per kind and town"))
-    if args.out:
-        out = Path(args.out)
-        write_layer(report.defects, out)
-        summary_path = Path(args.summary) if args.summary else out.with_suffix(".summary.json")
-        payload = report.to_dict()
-        if not report.crosswalk.empty:
-            payload["crosswalk_rows"] = len(report.crosswalk)
-        summary_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
-        console.print(f"wrote {out} and {summary_path}")
-    verdict = "[bold green]通过 passed[/]" if report.ok else f"[bold red]{report.errors} errors[/]"
-    console.print(verdict)
+    payload = report.to_dict()
+    if not report.crosswalk.empty:
+        payload["crosswalk_rows"] = len(report.crosswalk)
+    if ui.format == "json":
+        ui.emit_json({**payload, "defects": _defect_rows(report.defects).to_dict("records")})
+    elif ui.format == "csv":
+        ui.emit_csv(_defect_rows(report.defects), index=False)
+    else:
+        _print_defects(report.defects, args.limit, ui)
+        summary = report.summary()
+        if not summary.empty:
+            _print_kinds(summary, ui)
+    written = []
+    if out is not None:
+        write_layer(report.defects, _prepare(out))
+        written.append(str(out))
+    if summary_path is not None:
+        _write_text(summary_path, json.dumps(payload, ensure_ascii=False, indent=2))
+        written.append(str(summary_path))
+    if written:
+        ui.note(f"wrote {' and '.join(written)}")
+    if ui.tables:
+        ui.out.print(
+            "[bold green]通过 passed[/]" if report.ok else f"[bold red]{report.errors} errors[/]"
+        )
     return 0 if report.ok else 1
 
 
-def _cmd_assign(args: argparse.Namespace) -> int:
-    from gridgeo.assign import assign
-    from gridgeo.io import read_points, read_system, write_layer, write_table
+# -- assign -------------------------------------------------------------------------------------
+@dataclass
+class _Tally:
+    """Assignment statuses and reasons, summed over chunks."""
 
-    system = read_system(args.grids)
-    points = read_points(args.points, lon=args.lon, lat=args.lat, crs=args.crs)
-    with console.status(f"assigning {len(points):,} points …"):
-        result = assign(
-            points,
-            system,
-            coords=args.coords,
-            on_overlap=args.on_overlap,
-            gap_tolerance=args.gap_tolerance,
+    status: pd.Series
+    reasons: pd.Series
+
+    @classmethod
+    def of(cls, result) -> _Tally:
+        status = result["assign_status"].value_counts(sort=False)
+        status = status.reindex(result["assign_status"].cat.categories, fill_value=0)
+        placed = result["assign_status"] != "inside"
+        reasons = result.loc[placed, "assign_reason"].value_counts()
+        return cls(status.astype(np.int64), reasons[reasons > 0].astype(np.int64))
+
+    def __add__(self, other: _Tally) -> _Tally:
+        return _Tally(
+            self.status.add(other.status, fill_value=0).astype(np.int64),
+            self.reasons.add(other.reasons, fill_value=0).astype(np.int64),
         )
-    _print_assignment(result)
+
+    @property
+    def rows(self) -> int:
+        return int(self.status.sum())
+
+    def frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {"rows": self.status, "share %": 100 * self.status / max(self.rows, 1)}
+        )
+        frame.index.name = "status"
+        return frame
+
+
+def _print_assignment(tally: _Tally, ui: _Ui) -> None:
+    ui.show(tally.frame(), "分配结果 assignment")
+    if len(tally.reasons):
+        reasons = tally.reasons.sort_values(ascending=False).to_frame("rows")
+        reasons.index.name = "reason"
+        ui.show(reasons, "原因 reasons (not inside)")
+
+
+def _point_chunks(args: argparse.Namespace) -> Iterator:
+    """The points table, ``--chunk-size`` rows at a time (a CSV is read as it goes)."""
+    from gridgeo.io.tables import iter_points
+
+    return iter_points(
+        args.points,
+        chunksize=args.chunk_size,
+        lon=args.lon,
+        lat=args.lat,
+        crs=args.crs,
+        encoding=args.encoding,
+    )
+
+
+def _cmd_assign(args: argparse.Namespace, ui: _Ui) -> int:
+    from gridgeo.assign import assign, build_index
+    from gridgeo.io import read_system
+
+    inputs = _check_inputs({"points table": args.points, "--grids": args.grids})
     out = Path(args.out)
-    if out.suffix.lower() == ".csv":
-        write_table(result, out)
+    _check_outputs(
+        [
+            _Output(
+                "-o/--out",
+                out,
+                (".csv", ".gpkg", ".parquet"),
+                " (A Shapefile cannot hold the long column names of the result.)",
+            )
+        ],
+        inputs,
+    )
+    _parse_crs(args.crs)
+    chunks = _point_chunks(args)  # checks the table (encoding, columns) before the long work
+    try:
+        system = read_system(args.grids, encoding=args.grids_encoding)
+    except EncodingError as exc:
+        raise EncodingError(
+            f"{exc} (for the grid system given by --grids, the option is --grids-encoding)"
+        ) from None
+    index = build_index(system)
+    tally = None
+    with _progress(ui) as advance, _ChunkWriter.open(out) as writer:
+        for chunk in chunks:
+            result = assign(
+                chunk,
+                system,
+                coords=args.coords,
+                on_overlap=args.on_overlap,
+                gap_tolerance=args.gap_tolerance,
+                index=index,
+            )
+            writer.write(result)
+            tally = _Tally.of(result) if tally is None else tally + _Tally.of(result)
+            advance(len(result))
+    if ui.format == "json":
+        ui.emit_json(
+            {
+                "out": str(out),
+                "rows": tally.rows,
+                "by_status": tally.status.to_dict(),
+                "by_reason": tally.reasons.to_dict(),
+            }
+        )
+    elif ui.format == "csv":
+        ui.emit_csv(tally.frame())
     else:
-        write_layer(result, out)
-    console.print(f"wrote {len(result):,} rows to {out}")
+        _print_assignment(tally, ui)
+    ui.note(f"wrote {tally.rows:,} rows to {out}")
     return 0
 
 
-def _print_assignment(result) -> None:
-    counts = (
-        result["assign_status"]
-        .value_counts()
-        .reindex(result["assign_status"].cat.categories, fill_value=0)
+@contextmanager
+def _progress(ui: _Ui) -> Iterator[Callable[[int], None]]:
+    """Rows assigned so far, on stderr (the total is not known while streaming)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("assigning: {task.completed:,} points"),
+        TimeElapsedColumn(),
     )
-    frame = pd.DataFrame({"rows": counts, "share %": 100 * counts / max(len(result), 1)})
-    frame.index.name = "status"
-    console.print(_table(frame, "分配结果 assignment"))
-    reasons = result.loc[result["assign_status"] != "inside", "assign_reason"].value_counts()
-    reasons = reasons[reasons > 0]
-    if len(reasons):
-        console.print(_table(reasons.to_frame("rows"), "原因 reasons (not inside)"))
+    with Progress(*columns, console=ui.err, transient=True) as progress:
+        task = progress.add_task("assign", total=None)
+        yield lambda rows: progress.advance(task, rows)
 
 
-def _cmd_map(args: argparse.Namespace) -> int:
+class _ChunkWriter:
+    """Writes assigned chunks one after another into one staged file, moved into place
+    at the end (nothing is left at ``path`` if anything fails).
+
+    CSV: each chunk goes through :func:`gridgeo.io.write_table` (encoding, formula
+    neutralising) and is appended without its header. GeoPackage: pyogrio appends to one
+    layer. GeoParquet: one row group per chunk through a pyarrow ``ParquetWriter``, geometry
+    as WKB with GeoParquet 1.0 ``geo`` metadata. Text and category columns are written as
+    text, so every chunk has the same schema.
+    """
+
+    def __init__(self, path: Path, stage: Path):
+        self.path = path
+        self.stage = stage
+        self.temp = stage / path.name
+        self.kind = path.suffix.lower()
+        self.chunks = 0
+        self.header: bytes | None = None
+        self.parquet = None
+        self.schema = None
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path) -> Iterator[_ChunkWriter]:
+        from gridgeo.io import staging
+
+        with staging(_prepare(path)) as stage:
+            writer = cls(path, stage)
+            try:
+                yield writer
+            finally:
+                if writer.parquet is not None:
+                    writer.parquet.close()
+            if writer.chunks:
+                os.replace(writer.temp, path)
+
+    def write(self, result) -> None:
+        try:
+            if self.kind == ".csv":
+                self._csv(result)
+            elif self.kind == ".gpkg":
+                self._gpkg(_text_columns(result))
+            else:
+                self._parquet(_text_columns(result))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DataFileError(
+                    f"-o/--out {self.path}: the disk is full after {self.chunks:,} chunks; "
+                    "free some space and run again (any previous output is unchanged)."
+                ) from None
+            raise
+        self.chunks += 1
+
+    def _csv(self, result) -> None:
+        from gridgeo.io import write_table
+
+        frame = result
+        points = frame.geometry
+        if not (points.geom_type.eq("Point") & ~points.is_empty).any():
+            # write_table derives lon/lat from a chunk's points, only when it has some:
+            # give a chunk without any the same (empty) columns, so every chunk matches.
+            frame = frame.assign(**{c: np.nan for c in ("lon", "lat") if c not in frame})
+        part = write_table(frame, self.stage / "part.csv")
+        with open(part, "rb") as source, open(self.temp, "ab") as target:
+            header = _csv_header(source)
+            if self.header is None:
+                self.header = header
+                target.write(header)
+            elif header != self.header:
+                raise DataFileError(
+                    f"-o/--out {self.path}: the columns changed between chunks of the points "
+                    "table; write .gpkg or .parquet instead."
+                )
+            while block := source.read(1 << 20):
+                target.write(block)
+        part.unlink()
+
+    def _gpkg(self, frame) -> None:
+        import pyogrio
+        from pyogrio.errors import DataLayerError, DataSourceError, FieldError
+
+        try:
+            pyogrio.write_dataframe(
+                frame,
+                self.temp,
+                layer=self.path.stem,
+                driver="GPKG",
+                append=self.chunks > 0,
+                promote_to_multi=False,
+            )
+        except (DataSourceError, DataLayerError, FieldError) as exc:
+            raise DataFileError(f"-o/--out {self.path}: cannot write it ({exc}).") from exc
+
+    def _parquet(self, frame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        import shapely
+
+        name = frame.geometry.name
+        table = pa.Table.from_pandas(
+            pd.DataFrame(frame.drop(columns=name)),
+            schema=None if self.parquet is None else self.schema.remove(len(self.schema) - 1),
+            preserve_index=False,
+        )
+        wkb = pa.array(shapely.to_wkb(frame.geometry.to_numpy()), type=pa.binary())
+        table = table.append_column(name, wkb)
+        if self.parquet is None:
+            geo = {
+                "version": "1.0.0",
+                "primary_column": name,
+                "columns": {
+                    name: {
+                        "encoding": "WKB",
+                        "geometry_types": [],
+                        "crs": frame.crs.to_json_dict() if frame.crs else None,
+                    }
+                },
+            }
+            metadata = {**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()}
+            self.schema = table.schema.with_metadata(metadata)
+            self.parquet = pq.ParquetWriter(self.temp, self.schema)
+        self.parquet.write_table(table.replace_schema_metadata(self.schema.metadata))
+
+
+def _csv_header(handle) -> bytes:
+    """The first record of a CSV file (it ends at a line break outside quotes)."""
+    header = b""
+    while line := handle.readline():
+        header += line
+        if header.count(b'"') % 2 == 0:
+            break
+    return header
+
+
+def _text_columns(frame):
+    """Category columns (codes, statuses, reasons) as plain text, the same in every chunk."""
+    frame = frame.copy(deep=False)
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype("string")
+    return frame
+
+
+# -- map ----------------------------------------------------------------------------------------
+def _cmd_map(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.assign import assign, build_index
     from gridgeo.check import check_system
     from gridgeo.io import read_points, read_system, write_html
     from gridgeo.maps import coverage_map, render_html
 
-    system = read_system(args.data, strict=False)
+    inputs = _check_inputs(
+        {
+            "grid system": args.data,
+            "--households": args.households,
+            "--incidents": args.incidents,
+        }
+    )
+    layers = _map_layers(args.layers)
+    out = Path(args.out)
+    _check_outputs([_Output("-o/--out", out, (".html", ".htm"))], inputs)
+
+    system = read_system(args.data, strict=False, encoding=args.encoding)
     index = None
     homes = events = defects = None
     if args.households or args.incidents:
         index = build_index(system)
     if args.households:
-        homes = assign(read_points(args.households), system, index=index)
+        homes = assign(
+            read_points(args.households, encoding=args.points_encoding), system, index=index
+        )
     if args.incidents:
-        events = assign(read_points(args.incidents), system, index=index)
+        events = assign(
+            read_points(args.incidents, encoding=args.points_encoding), system, index=index
+        )
     if args.check:
-        with console.status("checking …"):
+        with ui.status("checking …"):
             defects = check_system(system).defects
     m = coverage_map(
         system,
@@ -268,22 +929,87 @@ def _cmd_map(args: argparse.Namespace) -> int:
         tiles=args.tiles,
         tiles_key=args.tiles_key,
         tiles_crs=args.tiles_crs,
-        layers=tuple(args.layers.split(",")) if args.layers else None,
+        layers=layers,
     )
-    path = write_html(render_html(m), args.out)
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, works offline)")
+    path = write_html(render_html(m), _prepare(out))
+    if args.tiles:
+        offline = f"the {args.tiles} base map needs the network when the page is opened"
+    else:
+        offline = "works offline"
+    ui.note(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {offline})")
     return 0
+
+
+# -- the parser -----------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help texts may be computed when help is shown
+    (``--layers`` lists :data:`gridgeo.maps.LAYERS` without importing the map code
+    on every run)."""
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            lazy = getattr(action, "lazy_help", None)
+            if lazy is not None:
+                action.help = lazy()
+        return super().format_help()
+
+
+def _layers_help() -> str:
+    from gridgeo.maps import LAYERS
+
+    return (
+        "comma-separated layers to include (default: all available); one or more of "
+        + ", ".join(LAYERS)
+    )
+
+
+def _subparser(sub, name: str, summary: str, description: str, examples: str):
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _format_option(parser, choices: Sequence[str] = FORMATS) -> None:
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default="table",
+        help="table (default, fits 80 columns) or "
+        + " / ".join(c for c in choices if c != "table")
+        + " on stdout for scripts (every other message goes to stderr)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gridgeo",
         description="网格化治理 GIS: grid systems, coverage checks, assignment and maps.",
+        epilog="exit codes: 0 done, 1 defects found (check), 2 a problem with the input "
+        "or an option (the message says which).",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"gridgeo {gridgeo.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    encoding_help = (
+        "text encoding of the grid system's Shapefiles, e.g. GBK or UTF-8 "
+        "(default: detected per file)"
+    )
 
-    p = sub.add_parser("demo", help="run the main job end to end on the embedded banner dataset")
+    p = _subparser(
+        sub,
+        "demo",
+        "run the main job end to end on the embedded banner dataset",
+        "Loads the Urad Front Banner demo (乌拉特前旗), checks it and its dirty variant,\n"
+        "assigns synthetic households and incidents, and writes the results, the\n"
+        "households and incidents as CSV and GeoParquet, and an offline coverage map.",
+        "  gridgeo demo\n"
+        "  gridgeo demo --out results\n"
+        "  gridgeo assign outputs/households.csv --grids data/shapefiles -o homes.gpkg\n",
+    )
     p.add_argument("--out", default="outputs", help="folder for the outputs (default: outputs)")
     p.add_argument(
         "--data-dir", default=None, help="demo data folder (default: the package's data/)"
@@ -291,30 +1017,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--regenerate", action="store_true", help="regenerate the committed demo data first"
     )
+    _format_option(p, ("table", "json"))
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser(
+    p = _subparser(
+        sub,
         "check",
-        help="validate every level (gaps, overlaps, slivers, codes) and the dual grid; exit 1 on errors",
+        "validate every level (gaps, overlaps, slivers, codes) and the dual grid",
+        "Checks every level of a grid system: gaps, overlaps, slivers, parts outside\n"
+        "the parent, invalid geometry, duplicate or malformed codes, and the dual grid\n"
+        "(双网合一) against its source layers. Exit 1 when errors are found.",
+        "  gridgeo check data/shapefiles\n"
+        "  gridgeo check banner.gpkg -o defects.gpkg --summary defects.json\n"
+        "  gridgeo check banner.gpkg --format csv > defects.csv\n",
     )
     p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")
     p.add_argument(
-        "-o", "--out", help="write the defects here (.gpkg or .geojson) plus a JSON summary"
+        "-o",
+        "--out",
+        help="write the defects here (.gpkg, .geojson or .parquet) plus a JSON summary",
     )
-    p.add_argument("--summary", help="path of the JSON summary (default: beside --out)")
+    p.add_argument(
+        "--summary", help="path of the JSON summary (default: beside --out, ….summary.json)"
+    )
     p.add_argument("--no-dual", action="store_true", help="skip the dual-grid (双网合一) check")
     p.add_argument("--limit", type=int, default=40, help="rows of the table to print (default 40)")
+    p.add_argument("--encoding", help=encoding_help)
+    _format_option(p)
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser(
-        "assign", help="assign points (households, incidents) to grids at every level"
+    p = _subparser(
+        sub,
+        "assign",
+        "assign points (households, incidents) to grids at every level",
+        "Finds the town, grid and micro-grid of every point. Each row keeps its\n"
+        "columns and gains the codes, assign_status and assign_reason; points outside,\n"
+        "in gaps or with bad coordinates are kept and marked. CSV tables are read,\n"
+        f"assigned and written {CHUNK_ROWS:,} rows at a time (--chunk-size), so memory\n"
+        "stays flat however long the table is.",
+        "  gridgeo assign outputs/households.csv --grids data/shapefiles -o homes.gpkg\n"
+        "  gridgeo assign events.csv --grids banner.gpkg -o events.csv --lon 经度 --lat 纬度\n"
+        "  gridgeo assign app.csv --grids banner.gpkg -o app.parquet --coords gcj02\n",
     )
     p.add_argument("points", help="CSV / Excel with longitude and latitude columns, or a GIS file")
     p.add_argument(
         "--grids", required=True, help="the grid system (Shapefile folder, .gpkg, Parquet folder)"
     )
     p.add_argument(
-        "-o", "--out", required=True, help="output: .gpkg, .parquet or .csv (UTF-8 with BOM)"
+        "-o",
+        "--out",
+        required=True,
+        help="output: .gpkg, .parquet or .csv (UTF-8 with BOM); never one of the inputs",
     )
     p.add_argument("--lon", help="longitude column (default: detected: lon, lng, 经度, x …)")
     p.add_argument("--lat", help="latitude column (default: detected: lat, 纬度, y …)")
@@ -324,57 +1077,124 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--coords",
         choices=["wgs84", "cgcs2000", "gcj02", "bd09"],
-        help="GCJ-02 / BD-09 app coordinates",
+        help="gcj02 / bd09: coordinates from AMap/Tencent or Baidu apps, converted first",
     )
-    p.add_argument("--on-overlap", choices=["rule", "review"], default="rule")
+    p.add_argument(
+        "--on-overlap",
+        choices=["rule", "review"],
+        default="rule",
+        help="a point inside overlapping grids: rule = give it the lowest code "
+        "(default); review = leave it unassigned with its candidate grids listed",
+    )
     p.add_argument(
         "--gap-tolerance",
         type=float,
         default=200.0,
-        help="metres to suggest a grid for a point in a gap",
+        help="metres within which a grid is suggested for a point in a gap (default 200)",
     )
+    p.add_argument(
+        "--encoding", help="text encoding of a CSV points table (default: UTF-8, else GB18030)"
+    )
+    p.add_argument("--grids-encoding", help=encoding_help)
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=CHUNK_ROWS,
+        help=f"rows of a CSV read and assigned at a time (default {CHUNK_ROWS:,})",
+    )
+    _format_option(p)
     p.set_defaults(func=_cmd_assign)
 
-    p = sub.add_parser("map", help="write a self-contained HTML coverage map")
+    p = _subparser(
+        sub,
+        "map",
+        "write a self-contained HTML coverage map",
+        "Draws towns, grids and micro-grids as switchable layers, households and\n"
+        "incidents as heat with workload and incident-rate views, and defects with\n"
+        "--check. The page works offline unless --tiles adds a base map.",
+        "  gridgeo map data/shapefiles -o map.html\n"
+        "  gridgeo map data/shapefiles -o map.html --households outputs/households.csv \\\n"
+        "      --incidents outputs/incidents.csv --check\n"
+        "  gridgeo map banner.gpkg -o map.html --layers town,grid,defects --check\n",
+    )
     p.add_argument("data", help="the grid system (Shapefile folder, .gpkg, Parquet folder)")
     p.add_argument("-o", "--out", required=True, help="the HTML file to write")
     p.add_argument(
-        "--households", help="household points (table or GIS file): heat and workload views"
+        "--households",
+        help="household points (table or GIS file), one household per row; an optional "
+        "size column holds its residents (1 per household without it): heat and "
+        "workload views",
     )
-    p.add_argument("--incidents", help="incident points: heat, open incidents and rate views")
+    p.add_argument(
+        "--incidents",
+        help="incident points (table or GIS file); a status column gives the open ones",
+    )
     p.add_argument("--check", action="store_true", help="run the check and draw the defects")
     p.add_argument("--language", choices=["zh", "en"], default="zh")
     p.add_argument(
-        "--tiles", help="base map: osm, tianditu (with --tiles-key), amap, or an XYZ URL"
+        "--tiles",
+        help="base map, loaded from the network when the page is opened: osm, tianditu "
+        "(with --tiles-key), amap, or an XYZ URL (default: none, fully offline)",
     )
     p.add_argument("--tiles-key", help="key for tiles that need one (Tianditu)")
     p.add_argument(
         "--tiles-crs", choices=["wgs84", "gcj02"], default="wgs84", help="CRS of a custom tile URL"
     )
-    p.add_argument("--layers", help="comma-separated layers to include (default: all available)")
+    layers = p.add_argument("--layers", help="comma-separated layers to include")
+    layers.lazy_help = _layers_help
+    p.add_argument("--encoding", help=encoding_help)
+    p.add_argument(
+        "--points-encoding",
+        help="text encoding of the --households / --incidents CSV tables "
+        "(default: UTF-8, else GB18030)",
+    )
     p.set_defaults(func=_cmd_map)
 
-    p = sub.add_parser("info", help="load a grid system and print its summary")
+    p = _subparser(
+        sub,
+        "info",
+        "load a grid system and print its summary",
+        "Loads a grid system (validating its codes) and prints each level's count,\n"
+        "area and staffing, and each town's households, residents and grid workers.",
+        "  gridgeo info data/shapefiles\n"
+        "  gridgeo info banner.gpkg --format json\n"
+        "  gridgeo info dirty.gpkg --lenient\n",
+    )
     p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")
     p.add_argument("--lenient", action="store_true", help="do not reject code defects on load")
+    p.add_argument("--encoding", help=encoding_help)
+    _format_option(p)
     p.set_defaults(func=_cmd_info)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gridgeo`` console command."""
+    """Entry point of the ``gridgeo`` console command; returns the exit code.
+
+    Examples
+    --------
+    >>> main(["info", "no/such/folder"])
+    2
+    """
     args = build_parser().parse_args(argv)
     if getattr(args, "data_dir", "x") is None:
         from gridgeo.demo import DATA_DIR
 
         args.data_dir = DATA_DIR
-    try:
-        return args.func(args)
-    except GridgeoError as exc:
-        # markup=False: messages quote user data, which may contain [brackets].
-        errors.print("错误 error:", style="bold red", end=" ")
-        errors.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        return 2
+    # Made per run, so COLUMNS and the current sys.stdout/sys.stderr are honoured.
+    ui = _Ui(Console(), Console(stderr=True), getattr(args, "format", "table"))
+    with cli_voice():
+        try:
+            return args.func(args, ui)
+        except GridgeoError as exc:
+            # markup=False: messages quote user data, which may contain [brackets].
+            ui.err.print("错误 error:", style="bold red", end=" ")
+            ui.err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+            return 2
+        except BrokenPipeError:
+            # `gridgeo check … --format csv | head`: the reader left; not an error of ours.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

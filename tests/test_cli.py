@@ -1,28 +1,83 @@
-"""The gridgeo command: summaries, exit codes, errors without tracebacks."""
+"""The gridgeo command: exit codes, errors without tracebacks, outputs checked up front,
+streamed assignment."""
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pytest
 
 from gridgeo.cli import main
 from gridgeo.demo import DATA_DIR
 
+SHAPEFILES = DATA_DIR / "shapefiles"
+DIRTY = DATA_DIR / "dirty" / "urad_front_dirty.gpkg"
+GRIDGEO = shutil.which("gridgeo") or str(Path(sys.executable).with_name("gridgeo"))
 
-def run(*args, cwd=None):
+
+def run(*args, cwd=None, columns=200):
+    """The installed ``gridgeo`` console script, in a fresh process."""
     return subprocess.run(
-        [sys.executable, "-m", "gridgeo.cli", *args],
+        [GRIDGEO, *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8"},
+        env={
+            "COLUMNS": str(columns),
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "PYTHONIOENCODING": "utf-8",
+        },
     )
 
 
+def texts(values) -> list[str]:
+    return ["" if pd.isna(v) else str(v) for v in values]
+
+
+def fingerprint(path: Path) -> dict[str, str]:
+    """sha256 of a file, or of every file under a folder."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture
+def grids(tiny, tmp_path) -> Path:
+    """The tiny grid system of conftest as a GeoPackage (fast to read)."""
+    from gridgeo.io import write_system
+
+    return write_system(tiny, tmp_path / "grids.gpkg")
+
+
+@pytest.fixture
+def points_csv(tmp_path, tiny) -> Path:
+    """60 households inside the tiny banner, one outside it, two without coordinates."""
+    rng = np.random.default_rng(8)
+    inside = gpd.GeoSeries(
+        gpd.points_from_xy(rng.uniform(108.5, 108.7, 60), rng.uniform(40.7, 40.8, 60))
+    )
+    table = pd.DataFrame(
+        {
+            "household_id": np.arange(63),
+            "head_name": ["王伟"] * 62 + ["=cmd|' /C calc'!A0"],
+            "lon": [*inside.x, 108.9, None, 108.6],
+            "lat": [*inside.y, 40.75, 40.7, None],
+        }
+    )
+    path = tmp_path / "in" / "pts.csv"
+    path.parent.mkdir()
+    table.to_csv(path, index=False)
+    return path
+
+
+# -- what already worked ------------------------------------------------------------------------
 def test_info_prints_the_levels_with_chinese_names():
-    result = run("info", str(DATA_DIR / "shapefiles"))
+    result = run("info", SHAPEFILES)
     assert result.returncode == 0, result.stderr
     assert "662" in result.stdout and "897" in result.stdout
     assert "乌拉山镇" in result.stdout and "额尔登布拉格苏木" in result.stdout
@@ -32,7 +87,7 @@ def test_info_prints_the_levels_with_chinese_names():
     ("args", "needle"),
     [
         (["info", "no/such/folder"], "no/such/folder"),
-        (["info", str(DATA_DIR / "dirty" / "urad_front_dirty.gpkg")], "duplicate"),
+        (["info", str(DIRTY)], "duplicate"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(args, needle):
@@ -43,49 +98,335 @@ def test_bad_input_exits_2_without_traceback(args, needle):
 
 
 def test_lenient_info_loads_the_dirty_variant(capsys):
-    assert main(["info", "--lenient", str(DATA_DIR / "dirty" / "urad_front_dirty.gpkg")]) == 0
+    assert main(["info", "--lenient", str(DIRTY)]) == 0
     assert "898" in capsys.readouterr().out  # 897 micro-grids + the orphan
 
 
 def test_missing_level_names_the_file_and_level(tmp_path):
     folder = tmp_path / "shp"
-    shutil.copytree(DATA_DIR / "shapefiles", folder)
+    shutil.copytree(SHAPEFILES, folder)
     for f in folder.glob("micro_grid.*"):
         f.unlink()
-    result = run("info", str(folder))
+    result = run("info", folder)
     assert result.returncode == 2
     assert "micro_grid" in result.stderr and str(folder) in result.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    result = run("demo", "--out", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    assert "乌拉山镇" in result.stdout
-    summary = json.loads((tmp_path / "out" / "demo_summary.json").read_text(encoding="utf-8"))
-    assert summary["levels"] == {"banner": 1, "town": 11, "grid": 662, "micro_grid": 897}
-    assert summary["residents"] == 257_826
-    assert (tmp_path / "out" / "households.parquet").stat().st_size > 1_000_000
-
-
 def test_check_dirty_exits_1_and_writes_defects(tmp_path):
     out = tmp_path / "defects.gpkg"
-    result = run("check", str(DATA_DIR / "dirty" / "urad_front_dirty.gpkg"), "-o", str(out))
+    result = run("check", DIRTY, "-o", out)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "gap" in result.stdout and "150823104007" in result.stdout
-    import geopandas as gpd
-
     defects = gpd.read_file(out)
     assert len(defects) == 11 and defects.crs.to_epsg() == 4490
     summary = json.loads((tmp_path / "defects.summary.json").read_text(encoding="utf-8"))
     assert summary["ok"] is False and summary["by_kind"]["gap"] == 2
 
 
-def test_check_clean_exits_0_and_geojson_output(tmp_path):
+def test_check_clean_exits_0_and_geojson_output(tmp_path, capsys):
     out = tmp_path / "defects.geojson"
-    result = run(
-        "check", str(DATA_DIR / "shapefiles"), "-o", str(out), "--summary", str(tmp_path / "s.json")
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    code = main(["check", str(SHAPEFILES), "-o", str(out), "--summary", str(tmp_path / "s.json")])
+    assert code == 0, capsys.readouterr()
     summary = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     assert summary["ok"] is True and summary.get("by_severity", {}).get("error", 0) == 0
+
+
+# -- errors: flag names, exit 2, nothing written, inputs unchanged --------------------------------
+def refused(capsys, args, inputs, needles, written=()):
+    """Run ``args`` in-process; it must exit 2 naming ``needles``, write nothing, touch no input."""
+    before = {str(p): fingerprint(Path(p)) for p in inputs}
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert "Traceback" not in captured.err
+    for needle in needles:
+        assert needle in captured.err, captured.err
+    for path in written:
+        assert not Path(path).exists(), path
+    assert {str(p): fingerprint(Path(p)) for p in inputs} == before
+    return captured.err
+
+
+def test_check_refuses_to_write_onto_its_input_geopackage(tmp_path, capsys):
+    data = tmp_path / "data.gpkg"
+    shutil.copy(DIRTY, data)
+    refused(
+        capsys,
+        ["check", data, "-o", data],
+        [data],
+        ["-o/--out", "is the input", str(data)],
+        [tmp_path / "data.summary.json"],
+    )
+
+
+def test_assign_refuses_to_overwrite_its_points(points_csv, capsys, grids):
+    refused(
+        capsys,
+        ["assign", points_csv, "--grids", grids, "-o", points_csv],
+        [points_csv],
+        ["-o/--out", "is the input"],
+    )
+
+
+def test_output_through_a_symlink_to_the_input_is_refused(points_csv, tmp_path, capsys, grids):
+    link = tmp_path / "link.csv"
+    link.symlink_to(points_csv)
+    refused(
+        capsys,
+        ["assign", points_csv, "--grids", grids, "-o", link],
+        [points_csv],
+        ["-o/--out", "is the input"],
+    )
+
+
+def test_output_inside_a_shapefile_folder_input_is_refused(tmp_path, capsys):
+    folder = tmp_path / "shp"
+    shutil.copytree(SHAPEFILES, folder)
+    refused(
+        capsys,
+        ["check", folder, "-o", folder / "defects.gpkg"],
+        [folder],
+        ["-o/--out", "is inside the input", str(folder)],
+        [folder / "defects.gpkg", folder / "defects.summary.json"],
+    )
+
+
+def test_output_folder_holding_the_input_is_refused(tmp_path, capsys):
+    folder = tmp_path / "shp"
+    shutil.copytree(SHAPEFILES, folder)
+    demo_out = tmp_path
+    refused(
+        capsys,
+        ["demo", "--data-dir", folder.parent, "--out", demo_out / "shp"],
+        [folder],
+        ["--out", "the input"],
+    )
+
+
+def test_missing_points_table_is_named(tmp_path, capsys, grids):
+    missing = tmp_path / "nope.csv"
+    refused(
+        capsys,
+        ["assign", missing, "--grids", grids, "-o", tmp_path / "out.csv"],
+        [],
+        ["points table", str(missing), "no such file"],
+        [tmp_path / "out.csv"],
+    )
+
+
+def test_symlink_loop_is_not_called_missing(tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    err = refused(capsys, ["info", loop], [], [str(loop)])
+    assert "no such file" not in err and "symbolic links" in err
+
+
+def test_output_that_is_a_folder_is_refused_before_the_check(tmp_path, capsys):
+    folder = tmp_path / "defects.gpkg"
+    folder.mkdir()
+    refused(
+        capsys,
+        ["check", DIRTY, "-o", folder],
+        [DIRTY],
+        ["-o/--out", "is a folder"],
+        [tmp_path / "defects.summary.json"],
+    )
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("summary", "needle"),
+    [("blocker/s.json", "is a file, not a folder"), ("s.txt", "cannot write '.txt'")],
+)
+def test_bad_summary_path_is_refused_before_writing_the_defects(tmp_path, capsys, summary, needle):
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    refused(
+        capsys,
+        ["check", DIRTY, "-o", tmp_path / "d.gpkg", "--summary", tmp_path / summary],
+        [DIRTY],
+        ["--summary", needle],
+        [tmp_path / "d.gpkg"],
+    )
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder on a read-only bind mount (root ignores chmod), unmounted afterwards."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    subprocess.run(["mount", "--bind", folder, folder], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", folder], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", folder], check=True)
+
+
+def test_read_only_output_folder_is_refused_up_front(read_only, points_csv, capsys, grids):
+    err = refused(
+        capsys,
+        ["assign", points_csv, "--grids", grids, "-o", read_only / "out.csv"],
+        [points_csv],
+        ["-o/--out", "Read-only file system", str(read_only)],
+    )
+    assert "assigning" not in err
+    assert list(read_only.iterdir()) == []
+
+
+def test_read_only_folder_in_a_real_process(read_only, points_csv):
+    """The installed console script: exit 2, one message, no traceback."""
+    result = run("check", DIRTY, "-o", read_only / "new" / "d.gpkg")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "-o/--out" in result.stderr and "Read-only file system" in result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_crs_names_the_flag(points_csv, tmp_path, capsys, grids):
+    refused(
+        capsys,
+        ["assign", points_csv, "--grids", grids, "-o", tmp_path / "o.csv", "--crs", "EPSG:99"],
+        [points_csv],
+        ["--crs", "EPSG:99"],
+        [tmp_path / "o.csv"],
+    )
+
+
+def test_shapefile_output_of_assign_gets_a_hint(points_csv, tmp_path, capsys, grids):
+    refused(
+        capsys,
+        ["assign", points_csv, "--grids", grids, "-o", tmp_path / "o.shp"],
+        [points_csv],
+        ["-o/--out", ".csv or .gpkg or .parquet"],
+        [tmp_path / "o.shp"],
+    )
+
+
+def test_unknown_map_layer_is_refused_with_the_valid_names(tmp_path, capsys):
+    from gridgeo.maps import LAYERS
+
+    err = refused(
+        capsys,
+        ["map", SHAPEFILES, "-o", tmp_path / "m.html", "--layers", "grid,nonsense"],
+        [SHAPEFILES],
+        ["--layers", "nonsense"],
+        [tmp_path / "m.html"],
+    )
+    assert all(name in err for name in LAYERS)
+
+
+def test_messages_name_flags_not_python_keywords(tmp_path, capsys, grids):
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n1,2\n", encoding="utf-8")
+    err = refused(
+        capsys,
+        ["assign", table, "--grids", grids, "-o", tmp_path / "o.csv"],
+        [table],
+        ["--lon"],
+        [tmp_path / "o.csv"],
+    )
+    assert "lon=" not in err
+
+
+def test_output_onto_input_in_a_real_process(tmp_path):
+    data = tmp_path / "data.gpkg"
+    shutil.copy(DIRTY, data)
+    before = fingerprint(data)
+    result = run("check", data, "-o", data)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "is the input" in result.stderr
+    assert fingerprint(data) == before
+
+
+# -- help, version ------------------------------------------------------------------------------
+def test_version(capsys):
+    import gridgeo
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gridgeo {gridgeo.__version__}"
+
+
+@pytest.mark.parametrize("command", ["demo", "check", "assign", "map", "info"])
+def test_every_subcommand_has_a_description_and_examples(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "examples:\n  gridgeo " in text
+    description = text.split("\n\n")[1]
+    assert len(description) > 80 and not description.startswith(("positional", "options"))
+
+
+def test_help_explains_overlap_households_and_layers(capsys):
+    from gridgeo.maps import LAYERS
+
+    with pytest.raises(SystemExit):
+        main(["assign", "--help"])
+    assign_help = " ".join(capsys.readouterr().out.split())
+    assert "--on-overlap {rule,review} a point inside overlapping grids" in assign_help
+    with pytest.raises(SystemExit):
+        main(["map", "--help"])
+    map_help = " ".join(capsys.readouterr().out.split())
+    assert "one household per row" in map_help and "size column" in map_help
+    assert all(name in map_help for name in LAYERS)
+
+
+def test_tiles_say_they_need_the_network(tiny, tmp_path, capsys):
+    from gridgeo.io import write_system
+
+    data = write_system(tiny, tmp_path / "tiny.gpkg")
+    assert main(["map", str(data), "-o", str(tmp_path / "m.html"), "--tiles", "osm"]) == 0
+    out = capsys.readouterr().out
+    assert "needs the network" in " ".join(out.split()) and "works offline" not in out
+    assert main(["map", str(data), "-o", str(tmp_path / "n.html")]) == 0
+    assert "works offline" in capsys.readouterr().out
+
+
+# -- streamed assignment ------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".csv", ".gpkg", ".parquet"])
+def test_streamed_assignment_equals_the_api(points_csv, grids, tiny, tmp_path, capsys, suffix):
+    from gridgeo.assign import assign
+    from gridgeo.io import read_points
+
+    out = tmp_path / "out" / f"assigned{suffix}"  # the folder is created after the checks
+    assert main(["assign", str(points_csv), "--grids", str(grids), "-o", str(out),
+                 "--chunk-size", "7", "--format", "json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    expected = assign(read_points(points_csv), tiny)
+    if suffix == ".csv":
+        got = pd.read_csv(out, encoding="utf-8-sig", dtype={"grid_code": str})
+        assert got["head_name"].iloc[-1].startswith("'=")  # write_table's formula rule
+    else:
+        got = gpd.read_file(out) if suffix == ".gpkg" else gpd.read_parquet(out)
+        assert got.crs.to_epsg() == 4326
+        assert got.geometry.iloc[:60].geom_equals(expected.geometry.iloc[:60]).all()
+    assert len(got) == 63
+    assert got["household_id"].tolist() == list(range(63))
+    assert texts(got["grid_code"]) == texts(expected["grid_code"])
+    assert texts(got["assign_status"]) == texts(expected["assign_status"])
+    counts = expected["assign_status"].value_counts()
+    assert summary["rows"] == 63
+    assert summary["by_status"] == {k: int(v) for k, v in counts.items()}
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no staging left
+
+
+def test_failed_assignment_leaves_no_output(grids, tmp_path, capsys):
+    """A chunk that fails midway (a bad row after the first chunk) writes nothing."""
+    table = tmp_path / "t.csv"
+    rows = [f"{i},108.63,40.74" for i in range(10)] + ["007,108.63,40.74"]
+    table.write_text("code,lon,lat\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "o.gpkg"
+    code = main(["assign", str(table), "--grids", str(grids), "-o", str(out),
+                 "--chunk-size", "4"])  # fmt: skip
+    assert code == 2, capsys.readouterr()
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grids.gpkg", "t.csv"]
+
+
+def test_cli_voice_is_reset_after_a_run(points_csv, tmp_path, capsys):
+    from gridgeo.errors import option
+
+    main(["info", str(tmp_path / "missing")])
+    assert option("lon", "x") == "lon='x'"
