@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -186,7 +187,11 @@ def _check_inputs(inputs: dict[str, str | None]) -> list[Path]:
         except FileNotFoundError:
             raise DataFileError(f"{what} {path}: no such file or folder. Check the path.") from None
         except OSError as exc:
-            raise DataFileError(f"{what} {path}: cannot be opened ({exc.strerror}).") from None
+            raise DataFileError(
+                f"{what} {path}: cannot be opened ({exc.strerror}). If it is a symbolic "
+                "link, make it point to the real file or folder (or give that path "
+                "instead); otherwise check that you may read it."
+            ) from None
         found.append(path)
     return found
 
@@ -240,7 +245,10 @@ def _require_writable(folder: Path, flag: str, path: Path) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise DataFileError(f"{flag} {path}: {existing} is a file, not a folder.")
+        raise DataFileError(
+            f"{flag} {path}: {existing} is a file, not a folder, so nothing can be written "
+            f"under it. Choose a {flag} path inside an existing or new folder."
+        )
     try:
         handle, probe = tempfile.mkstemp(prefix=".gridgeo-probe-", dir=existing)
     except OSError as exc:
@@ -1183,7 +1191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.data_dir = DATA_DIR
     # Made per run, so COLUMNS and the current sys.stdout/sys.stderr are honoured.
     ui = _Ui(Console(), Console(stderr=True), getattr(args, "format", "table"))
-    with cli_voice():
+    with cli_voice(), warnings.catch_warnings():
+        # Notices (ignored layers, unknown case statuses, …) read as one plain line each,
+        # not as Python warnings with a source line.
+        warnings.showwarning = lambda message, *_: ui.err.print(
+            "注意 note:", str(message), style="yellow", markup=False, highlight=False
+        )
         try:
             return args.func(args, ui)
         except GridgeoError as exc:

@@ -19,6 +19,7 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ import pandas as pd
 from pyproj import CRS
 
 from gridgeo.codes import code_width_ok
-from gridgeo.config import BANNER, GridConfig
+from gridgeo.config import BANNER, Coverage, GridConfig
 from gridgeo.crs import check_coordinates, require_crs, to_metric
 from gridgeo.errors import CodeError, CrsError, GeometryError, LayerError, SchemaError
 
@@ -142,9 +143,29 @@ class GridSystem:
         }
         _require_same_crs({**levels, **sources}, origin)
         system = cls(levels=levels, config=config, sources=sources, origin=origin)
+        empty = system.empty_levels()
+        if empty and strict:
+            raise LayerError(_empty_message(origin, empty, config))
+        if empty:
+            warnings.warn(_empty_message(origin, empty, config), stacklevel=2)
         if strict:
             system.validate_codes()
         return system
+
+    def empty_levels(self) -> list[str]:
+        """Levels that must cover their parent (``full``) but have no features at all.
+
+        Such a system loads with ``strict=False`` (the check reports each parent
+        as one gap) and is refused with ``strict=True``: assigning points to it
+        would put every point in a gap.
+        """
+        return [
+            level.name
+            for level in self.config.levels
+            if level.coverage == Coverage.FULL
+            and len(self.levels[level.name]) == 0
+            and len(self.levels[self.config.parent(level.name).name]) > 0
+        ]
 
     # -- access -------------------------------------------------------------
     def __getitem__(self, name: str) -> gpd.GeoDataFrame:
@@ -311,7 +332,8 @@ def _normalise(frame: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
         row = int((~geom.geom_type.isin(["Polygon", "MultiPolygon"])).to_numpy().nonzero()[0][0])
         raise GeometryError(
             f"{where}, row {row} (code {frame['code'].iloc[row]}): geometry type "
-            f"{geom.iloc[row].geom_type} where a polygon is required."
+            f"{geom.iloc[row].geom_type} where a polygon is required. Export the layer "
+            "as polygons (a level holds areas, not points or lines), or delete the row."
         )
     out = frame.copy()
     for column in ("code", "parent_code"):
@@ -338,3 +360,12 @@ def _require_same_crs(layers: Mapping[str, gpd.GeoDataFrame], origin: str) -> No
             "CRS first, e.g. layer.to_crs('EPSG:4490'); gridgeo never compares layers "
             "across CRSs."
         )
+
+
+def _empty_message(origin: str, empty: list[str], config: GridConfig) -> str:
+    parents = [config.parent(name).name for name in empty]
+    return (
+        f"{origin}: layer(s) {empty} have no features, but every polygon of "
+        f"{parents} must be covered by them. Add the missing polygons (or check that "
+        "the right file was exported); `gridgeo check` shows each uncovered parent as a gap."
+    )

@@ -840,7 +840,9 @@ def _empty_level(folder: Path) -> dict:
     layers["micro_grid"] = layers["micro_grid"].iloc[:0]
     write_raw_folder(layers, folder / "grids")
     return {
-        "about": "grid.shp (and micro_grid.shp) have zero features: name the empty level.",
+        "about": "grid.shp (and micro_grid.shp) have zero features: name the empty level. "
+        "Commands that need the grids (info, assign) refuse it; check reports every town as "
+        "one gap (exit 1); map draws what there is and says the level is empty.",
         "role": GRIDS,
         "input": "grids",
         "commands": list(ALL),
@@ -848,7 +850,9 @@ def _empty_level(folder: Path) -> dict:
             "*": {
                 "exit": 2,
                 "message": [r"grid", r"(no features|zero features|empty|no polygons|no rows)"],
-            }
+            },
+            "check": {"exit": 1, "message": [r"gap", r"150823201"]},
+            "map": {"exit": 0, "message": [r"'grid'", r"no features"]},
         },
     }
 
