@@ -205,3 +205,14 @@ def test_an_empty_top_level_is_refused_an_empty_lower_level_is_not():
     layers = tiny_layers()
     layers["micro_grid"] = layers["micro_grid"].iloc[:0]
     assert GridSystem.from_layers(layers).counts()["micro_grid"] == 0
+
+
+def test_an_empty_full_level_is_refused_strictly_and_warned_leniently():
+    layers = tiny_layers()
+    layers["grid"] = layers["grid"].iloc[:0]
+    layers["micro_grid"] = layers["micro_grid"].iloc[:0]
+    with pytest.raises(LayerError, match=r"t.gpkg: layer\(s\) \['grid'\] have no features"):
+        GridSystem.from_layers(layers, origin="t.gpkg")
+    with pytest.warns(UserWarning, match=r"\['grid'\] have no features") as caught:
+        system = GridSystem.from_layers(layers, strict=False, origin="t.gpkg")
+    assert system.empty_levels() == ["grid"] and len(caught) == 1
