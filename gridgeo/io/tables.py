@@ -732,7 +732,7 @@ def _read_excel(path: Path, sheet: str | int) -> pd.DataFrame:
                 f"{_show_columns(names)}. Pass {option('sheet', names[0] if names else '…')}."
             )
         try:
-            table = book.parse(sheet, dtype=object)
+            table = pd.read_excel(book, sheet_name=sheet, dtype=object)
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
             raise DataFileError(redo.format(_quote(str(exc) or type(exc).__name__))) from None
     table.columns = [str(c) for c in table.columns]
