@@ -19,7 +19,11 @@ All in one run on the same points:
    took less than 60 s at 1M.
 2. Agreement: where sjoin finds a point within exactly one micro-grid,
    gridgeo's ``micro_grid_code`` and maup's label are compared with it.
-3. Peak memory at 5M: each tool in a fresh process (forked from a
+3. Points exactly on boundaries: every distinct vertex of the demo's grid and
+   micro-grid polygons (``--vertices``, also in the quick run), where gridgeo
+   tests every point exactly and reports ``on_boundary`` with its candidates;
+   the same three tools, best of ``--repeat``.
+4. Peak memory at 5M: each tool in a fresh process (forked from a
    multiprocessing forkserver) that loads the system, makes the points and
    then runs the tool once; ``ru_maxrss`` at the end, total and minus the
    baseline read after loading.
@@ -139,6 +143,30 @@ def agreement(mine: np.ndarray, sj: np.ndarray) -> tuple[int, int, int]:
     """
     one = sj >= 0
     return int(one.sum()), int((mine[one] != sj[one]).sum()), int(((sj == -1) & (mine >= 0)).sum())
+
+
+def vertex_points(system) -> gpd.GeoDataFrame:
+    """Every distinct vertex of the grid and micro-grid polygons, as points."""
+    geoms = np.concatenate([system[level].geometry.to_numpy() for level in ("grid", "micro_grid")])
+    xy = np.unique(shapely.get_coordinates(geoms), axis=0)
+    return gpd.GeoDataFrame({"id": np.arange(len(xy))}, geometry=shapely.points(xy), crs=system.crs)
+
+
+def run_vertices(system, micro, index, repeat: int) -> None:
+    """Section 3: points on boundaries, where every point needs an exact test."""
+    points = vertex_points(system)
+    seconds = {
+        tool: min(
+            timed(lambda tool=tool: run_tool(tool, points, system, micro, index))[0]
+            for _ in range(repeat)
+        )
+        for tool in TOOLS
+        if tool != "maup" or maup is not None
+    }
+    rows = [[tool, secs(s), ratio(s, seconds["sjoin"])] for tool, s in seconds.items()]
+    table(["tool", "seconds", "vs sjoin"], rows, f"{len(points):,} vertex points")
+    statuses = assign(points, system, index=index)["assign_status"].value_counts()
+    say("gridgeo statuses: " + ", ".join(f"{k} {v:,}" for k, v in statuses.items() if v))
 
 
 # -- timing and printing -----------------------------------------------------------
@@ -484,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
             maup_at_1m = results[-1]["seconds"].get("maup")
         gc.collect()
     report_sizes(results, t_index, args.repeat)
+
+    say("\n" + "=" * 78)
+    say("3. Points exactly on grid and micro-grid boundaries (every vertex)")
+    say("=" * 78)
+    run_vertices(system, micro, index, args.repeat)
 
     if not (args.quick or args.no_memory):
         last = max(results, key=lambda r: r["n"])
