@@ -30,6 +30,7 @@ Example
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -61,7 +62,23 @@ __all__ = [
 ]
 
 SEED = 150823
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def _data_dir() -> Path:
+    """The folder of the committed demo data, read by ``load_demo``, written by ``write_demo``.
+
+    In a checkout (plain or installed editable) it is the repository's
+    top-level ``data/``, where users look for it and where ``gridgeo demo
+    --regenerate`` belongs. A wheel carries the same folder inside the package
+    as ``gridgeo/data`` (setup.py maps it at build time), found through
+    :mod:`importlib.resources`.
+    """
+    package = Path(str(importlib.resources.files("gridgeo")))
+    shipped = package / "data"
+    return shipped if shipped.is_dir() else package.parent / "data"
+
+
+DATA_DIR = _data_dir()
 SHAPEFILE_DIR = DATA_DIR / "shapefiles"
 DIRTY_PATH = DATA_DIR / "dirty" / "urad_front_dirty.gpkg"
 TRUTH_PATH = DATA_DIR / "dirty" / "truth.geojson"

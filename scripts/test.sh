@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs on a fresh machine, then runs it.
+# Installs everything the test suite needs on a fresh machine, then runs it:
+# the tests/ modules, the docstring examples of gridgeo/ and the README's
+# snippets (pyproject.toml's [tool.pytest.ini_options]). Arguments go to pytest.
+# Safe to run again: each step only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +18,8 @@ if [ ! -x /usr/bin/chromium ] || ! has_package fonts-noto-cjk; then
         chromium fonts-noto-cjk
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-python3 -m pytest "$@"
+# Editable, so the tests import this checkout; re-running only refreshes it.
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+# exec: pytest's own summary line is the last thing printed, and its exit code is ours.
+exec python3 -m pytest "$@"

@@ -1,4 +1,10 @@
-"""Shared fixtures: a tiny grid system built in code, and the shipped demo."""
+"""Shared fixtures: a tiny grid system built in code, and the shipped demo.
+
+Everything derived from the demo is computed once per test session (loading,
+the households, the assignment index, the dirty variant's check take seconds
+each). Session fixtures are shared by every test: never modify them in place —
+take a ``.copy()`` first.
+"""
 
 from __future__ import annotations
 
@@ -85,3 +91,51 @@ def index(demo_system):
     from gridgeo.assign import build_index
 
     return build_index(demo_system)
+
+
+@pytest.fixture(scope="session")
+def demo_households(demo_system):
+    """The demo's ~100,000 synthetic households (``gridgeo.demo.households``)."""
+    from gridgeo.demo import households
+
+    return households(demo_system)
+
+
+@pytest.fixture(scope="session")
+def demo_incidents(demo_system, demo_households):
+    """One year of demo incidents (``gridgeo.demo.incidents``)."""
+    from gridgeo.demo import incidents
+
+    return incidents(demo_system, demo_households)
+
+
+@pytest.fixture(scope="session")
+def assigned_households(demo_system, index, demo_households):
+    """The demo households assigned to every level."""
+    from gridgeo.assign import assign
+
+    return assign(demo_households, demo_system, index=index)
+
+
+@pytest.fixture(scope="session")
+def assigned_incidents(demo_system, index, demo_incidents):
+    """The demo incidents assigned to every level."""
+    from gridgeo.assign import assign
+
+    return assign(demo_incidents, demo_system, index=index)
+
+
+@pytest.fixture(scope="session")
+def dirty_system() -> GridSystem:
+    """The dirty demo variant (known defects, loaded without code validation)."""
+    from gridgeo.demo import load_demo
+
+    return load_demo("dirty")
+
+
+@pytest.fixture(scope="session")
+def dirty_report(dirty_system):
+    """``check_system`` of the dirty variant, without the dual-grid comparison."""
+    from gridgeo.check import check_system
+
+    return check_system(dirty_system, dual=False)

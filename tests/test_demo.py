@@ -19,8 +19,8 @@ def metric(demo_system):
 
 
 @pytest.fixture(scope="module")
-def homes(demo_system):
-    return demo.households(demo_system)
+def homes(demo_households):
+    return demo_households  # computed once per session (conftest)
 
 
 def test_counts_match_the_banner_report(demo_system):
@@ -154,8 +154,8 @@ def test_incidents_cover_a_year_with_gbt_classes(demo_system, homes):
 
 # -- the dirty variant and its truth ------------------------------------------
 @pytest.fixture(scope="module")
-def dirty():
-    return demo.load_demo("dirty").to_metric()
+def dirty(dirty_system):
+    return dirty_system.to_metric()
 
 
 @pytest.fixture(scope="module")
