@@ -30,6 +30,7 @@ Example
 
 from __future__ import annotations
 
+import datetime
 import importlib.resources
 import json
 from dataclasses import dataclass
@@ -1032,7 +1033,7 @@ PLACES = (
     "学校门口",
     "村道边",
 )
-STATUSES = ("reported", "dispatched", "handled", "closed", "overdue")
+DATA_DATE = datetime.date(2026, 11, 30)  # recorded inside the committed files
 AS_OF = pd.Timestamp("2026-11-30 23:59")  # the demo year ends here, whatever today is
 
 
@@ -1201,10 +1202,10 @@ def write_demo(data_dir: Path | str = DATA_DIR, seed: int = SEED) -> DemoData:
 
     data_dir = Path(data_dir)
     data = generate(seed)
-    write_system(data.system, data_dir / "shapefiles")
+    # One fixed date inside the files, so regenerating the demo is byte-identical.
+    write_system(data.system, data_dir / "shapefiles", date=DATA_DATE)
     write_layer(data.dual_truth, data_dir / DUAL_TRUTH_PATH.name)
-    (data_dir / "dirty").mkdir(parents=True, exist_ok=True)
-    write_system(data.dirty, data_dir / "dirty" / DIRTY_PATH.name)
+    write_system(data.dirty, data_dir / "dirty" / DIRTY_PATH.name, date=DATA_DATE)
     write_layer(data.truth, data_dir / "dirty" / TRUTH_PATH.name)
     return data
 
@@ -1218,7 +1219,7 @@ def _load(variant: str, data_dir: str) -> GridSystem:
         return read_system(root / "shapefiles")
     if variant == "dirty":
         return read_system(root / "dirty" / DIRTY_PATH.name, strict=False)
-    raise ValueError(f"unknown demo variant {variant!r}: use 'clean' or 'dirty'")
+    raise DataFileError(f"unknown demo variant {variant!r}: use 'clean' or 'dirty'.")
 
 
 def load_demo(variant: str = "clean", data_dir: Path | str = DATA_DIR) -> GridSystem:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from gridgeo import demo
+from gridgeo import demo, stats
 from gridgeo.codes import number_children
 from gridgeo.crs import to_metric
 
@@ -143,7 +143,7 @@ def test_households_are_deterministic(demo_system, homes):
 def test_incidents_cover_a_year_with_gbt_classes(demo_system, homes):
     ev = demo.incidents(demo_system, homes)
     assert 10_000 < len(ev) < 16_000
-    assert set(ev["status"]) == set(demo.STATUSES)
+    assert set(ev["status"]) == set(stats.CASE_STATUSES)
     span = ev["reported_at"].max() - ev["reported_at"].min()
     assert pd.Timedelta(days=360) < span <= pd.Timedelta(days=365)
     assert set(ev["event_class"]) >= {"市容环境", "宣传广告", "施工管理", "突发事件", "街面秩序"}
@@ -254,3 +254,13 @@ def test_generator_reproduces_the_committed_data(demo_system):
         assert (frame["name"] == committed["name"]).all()
         assert frame.geom_equals_exact(committed.geometry, 1e-9).all()
     assert np.array_equal(np.sort(data.truth["kind"]), np.sort(demo.load_truth()["kind"]))
+
+
+def test_regenerating_the_demo_is_byte_identical(tmp_path):
+    """`gridgeo demo --regenerate` rewrites data/ without changing a byte (dates are fixed)."""
+    demo.write_demo(tmp_path)
+    committed = demo.DATA_DIR
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert len(written) >= 20
+    changed = [p for p in written if (tmp_path / p).read_bytes() != (committed / p).read_bytes()]
+    assert changed == []
