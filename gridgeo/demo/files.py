@@ -1,0 +1,74 @@
+"""Where the committed demo data lives; writing and loading it."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.resources
+from functools import cache
+from pathlib import Path
+
+import geopandas as gpd
+
+from gridgeo.errors import DataFileError
+from gridgeo.model import GridSystem
+
+SEED = 150823
+
+
+def _data_dir() -> Path:
+    """The folder of the committed demo data, read by ``load_demo``, written by ``write_demo``.
+
+    In a checkout (plain or installed editable) it is the repository's
+    top-level ``data/``, where users look for it and where ``gridgeo demo
+    --regenerate`` belongs. A wheel carries the same folder inside the package
+    as ``gridgeo/data`` (setup.py maps it at build time), found through
+    :mod:`importlib.resources`.
+    """
+    package = Path(str(importlib.resources.files("gridgeo")))
+    shipped = package / "data"
+    return shipped if shipped.is_dir() else package.parent / "data"
+
+
+DATA_DIR = _data_dir()
+SHAPEFILE_DIR = DATA_DIR / "shapefiles"
+DIRTY_PATH = DATA_DIR / "dirty" / "urad_front_dirty.gpkg"
+TRUTH_PATH = DATA_DIR / "dirty" / "truth.geojson"
+DATA_DATE = datetime.date(2026, 11, 30)  # recorded inside the committed files
+DUAL_TRUTH_PATH = DATA_DIR / "dual_grid_truth.geojson"
+
+
+@cache
+def _load(variant: str, data_dir: str) -> GridSystem:
+    from gridgeo.io import read_system
+
+    root = Path(data_dir)
+    if variant == "clean":
+        return read_system(root / "shapefiles")
+    if variant == "dirty":
+        return read_system(root / "dirty" / DIRTY_PATH.name, strict=False)
+    raise DataFileError(f"unknown demo variant {variant!r}: use 'clean' or 'dirty'.")
+
+
+def load_demo(variant: str = "clean", data_dir: Path | str = DATA_DIR) -> GridSystem:
+    """The committed demo grid system (``"clean"``) or its ``"dirty"`` variant.
+
+    Each call returns a fresh copy, so callers may modify it.
+
+    >>> load_demo("dirty").counts()["micro_grid"]
+    898
+    """
+    system = _load(variant, str(data_dir))
+    return GridSystem(
+        {k: v.copy() for k, v in system.levels.items()},
+        system.config,
+        {k: v.copy() for k, v in system.sources.items()},
+        system.origin,
+    )
+
+
+def load_truth(which: str = "dirty", data_dir: Path | str = DATA_DIR) -> gpd.GeoDataFrame:
+    """Ground truth: the dirty variant's defects (``"dirty"``) or the dual grid's (``"dual"``)."""
+    from gridgeo.io import read_layer
+
+    path = Path(data_dir) / ("dirty/truth.geojson" if which == "dirty" else DUAL_TRUTH_PATH.name)
+    return read_layer(path)
