@@ -47,6 +47,7 @@ Example
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
@@ -63,7 +64,15 @@ from gridgeo.crs import in_china, metric_crs, require_crs, to_wgs84
 from gridgeo.errors import CrsError, GridgeoError, option
 from gridgeo.model import GridSystem
 
-__all__ = ["MAX_CELLS", "STATUSES", "GridIndex", "Reason", "assign", "build_index"]
+__all__ = [
+    "MAX_CELLS",
+    "STATUSES",
+    "GridIndex",
+    "Reason",
+    "assign",
+    "build_index",
+    "check_placed",
+]
 
 STATUSES = ("inside", "on_boundary", "in_overlap", "in_gap", "outside", "invalid")
 
@@ -330,6 +339,7 @@ def assign(
     on_overlap: Literal["rule", "review"] = "rule",
     gap_tolerance: float = 200.0,
     index: GridIndex | None = None,
+    require_placed: bool = True,
 ) -> gpd.GeoDataFrame:
     """Assign each point to its micro-grid, grid and town.
 
@@ -353,6 +363,14 @@ def assign(
     index:
         A prebuilt :func:`build_index` of ``system`` (built here otherwise;
         reuse one to assign many batches).
+    require_placed:
+        Raise a :class:`~gridgeo.errors.CrsError` when valid points exist
+        but not one of them falls in or near the banner (the default). Pass
+        ``False`` when ``points`` is one chunk of a bigger table: a chunk may
+        lie wholly outside the banner (a file sorted by place) while the
+        table does not. Then check the whole table with
+        :func:`check_placed` once every chunk is assigned, as
+        ``gridgeo assign`` does.
 
     Returns
     -------
@@ -368,7 +386,8 @@ def assign(
     ------
     CrsError
         The points have no CRS, or not one valid point falls in or near the
-        banner (a wrong CRS or swapped columns, never a silent empty result).
+        banner (a wrong CRS or swapped columns, never a silent empty result;
+        unless ``require_placed=False``).
     """
     if on_overlap not in ("rule", "review"):
         raise GridgeoError(
@@ -403,17 +422,9 @@ def assign(
     suggested[gap[near]] = suggested_leaf
     suggested_m[gap[near]] = distance
 
-    placed = np.isin(
-        status, [_STATUS[s] for s in ("inside", "on_boundary", "in_overlap", "in_gap")]
-    )
-    if valid.any() and not placed.any():
-        raise CrsError(
-            f"none of the {int(valid.sum())} valid points falls inside {system.config.root_name}; "
-            f"the points' CRS is {points.crs.to_string()}. Check the CRS, whether the "
-            f"coordinates are GCJ-02/BD-09 ({option('coords', 'gcj02')} or "
-            f"{option('coords', 'bd09')}), and whether the longitude and latitude columns "
-            "are swapped."
-        )
+    if require_placed:
+        counts = np.bincount(status, minlength=len(STATUSES))
+        check_placed(dict(zip(STATUSES, counts.tolist(), strict=True)), system, points.crs)
 
     out = points.copy(deep=False)  # new columns only: the input is never modified
     for column in index.code_columns:
@@ -428,6 +439,52 @@ def assign(
     )
     out["suggested_m"] = suggested_m
     return out
+
+
+def check_placed(counts: Mapping[str, int], system: GridSystem, crs: object) -> None:
+    """Raise a :class:`~gridgeo.errors.CrsError` if valid points exist but none was placed.
+
+    Not one valid point in or near the banner means the points' CRS is wrong
+    or their columns are swapped, never a real result. :func:`assign` checks
+    this for the points of one call; a table assigned in chunks
+    (``require_placed=False``) is checked once, with the statuses of all
+    chunks summed.
+
+    Parameters
+    ----------
+    counts:
+        Rows per ``assign_status`` (a dict or a Series, e.g.
+        ``result["assign_status"].value_counts()``); absent statuses count 0.
+    system:
+        The grid system the points were assigned to.
+    crs:
+        The points' CRS (anything pyproj takes), named in the message.
+
+    Raises
+    ------
+    CrsError
+        Some rows are not ``invalid``, but every one of them is ``outside``.
+
+    Examples
+    --------
+    >>> import gridgeo
+    >>> system = gridgeo.load_demo()
+    >>> check_placed({"inside": 3, "outside": 1, "invalid": 2}, system, "EPSG:4326")
+    >>> check_placed({"outside": 4, "invalid": 2}, system, "EPSG:4326")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gridgeo.errors.CrsError: none of the 4 valid points falls inside 乌拉特前旗; ...
+    """
+    valid = sum(int(counts.get(s, 0)) for s in STATUSES if s != "invalid")
+    placed = valid - int(counts.get("outside", 0))
+    if valid and not placed:
+        raise CrsError(
+            f"none of the {valid} valid points falls inside {system.config.root_name}; "
+            f"the points' CRS is {CRS.from_user_input(crs).to_string()}. Check the CRS, "
+            f"whether the coordinates are GCJ-02/BD-09 ({option('coords', 'gcj02')} or "
+            f"{option('coords', 'bd09')}), and whether the longitude and latitude columns "
+            "are swapped."
+        )
 
 
 def _take(position: np.ndarray, leaf: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ stdout instead, with every other message on stderr.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import sys
@@ -680,22 +679,13 @@ def _point_chunks(args: argparse.Namespace) -> Iterator:
 
 
 def _cmd_assign(args: argparse.Namespace, ui: _Ui) -> int:
-    from gridgeo.assign import assign, build_index
-    from gridgeo.io import read_system
+    from gridgeo.assign import assign, build_index, check_placed
+    from gridgeo.io import open_writer, read_system
+    from gridgeo.io.stream import STREAM_SUFFIXES
 
     inputs = _check_inputs({"points table": args.points, "--grids": args.grids})
     out = Path(args.out)
-    _check_outputs(
-        [
-            _Output(
-                "-o/--out",
-                out,
-                (".csv", ".gpkg", ".parquet"),
-                " (A Shapefile cannot hold the long column names of the result.)",
-            )
-        ],
-        inputs,
-    )
+    _check_outputs([_Output("-o/--out", out, STREAM_SUFFIXES)], inputs)
     _parse_crs(args.crs)
     chunks = _point_chunks(args)  # checks the table (encoding, columns) before the long work
     try:
@@ -706,8 +696,10 @@ def _cmd_assign(args: argparse.Namespace, ui: _Ui) -> int:
         ) from None
     index = build_index(system)
     tally = None
-    with _progress(ui) as advance, _ChunkWriter.open(out) as writer:
+    with _progress(ui) as advance, open_writer(out, config=system.config) as writer:
         for chunk in chunks:
+            # A chunk may lie wholly outside the banner (a sorted file): the whole
+            # table is checked once, below, before anything is moved into place.
             result = assign(
                 chunk,
                 system,
@@ -715,10 +707,13 @@ def _cmd_assign(args: argparse.Namespace, ui: _Ui) -> int:
                 on_overlap=args.on_overlap,
                 gap_tolerance=args.gap_tolerance,
                 index=index,
+                require_placed=False,
             )
             writer.write(result)
             tally = _Tally.of(result) if tally is None else tally + _Tally.of(result)
             advance(len(result))
+        if tally is not None:
+            check_placed(tally.status, system, args.crs)
     if ui.format == "json":
         ui.emit_json(
             {
@@ -749,149 +744,6 @@ def _progress(ui: _Ui) -> Iterator[Callable[[int], None]]:
     with Progress(*columns, console=ui.err, transient=True) as progress:
         task = progress.add_task("assign", total=None)
         yield lambda rows: progress.advance(task, rows)
-
-
-class _ChunkWriter:
-    """Writes assigned chunks one after another into one staged file, moved into place
-    at the end (nothing is left at ``path`` if anything fails).
-
-    CSV: each chunk goes through :func:`gridgeo.io.write_table` (encoding, formula
-    neutralising) and is appended without its header. GeoPackage: pyogrio appends to one
-    layer. GeoParquet: one row group per chunk through a pyarrow ``ParquetWriter``, geometry
-    as WKB with GeoParquet 1.0 ``geo`` metadata. Text and category columns are written as
-    text, so every chunk has the same schema.
-    """
-
-    def __init__(self, path: Path, stage: Path):
-        self.path = path
-        self.stage = stage
-        self.temp = stage / path.name
-        self.kind = path.suffix.lower()
-        self.chunks = 0
-        self.header: bytes | None = None
-        self.parquet = None
-        self.schema = None
-
-    @classmethod
-    @contextmanager
-    def open(cls, path: Path) -> Iterator[_ChunkWriter]:
-        from gridgeo.io import staging
-
-        with staging(_prepare(path)) as stage:
-            writer = cls(path, stage)
-            try:
-                yield writer
-            finally:
-                if writer.parquet is not None:
-                    writer.parquet.close()
-            if writer.chunks:
-                os.replace(writer.temp, path)
-
-    def write(self, result) -> None:
-        try:
-            if self.kind == ".csv":
-                self._csv(result)
-            elif self.kind == ".gpkg":
-                self._gpkg(_text_columns(result))
-            else:
-                self._parquet(_text_columns(result))
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise DataFileError(
-                    f"-o/--out {self.path}: the disk is full after {self.chunks:,} chunks; "
-                    "free some space and run again (any previous output is unchanged)."
-                ) from None
-            raise
-        self.chunks += 1
-
-    def _csv(self, result) -> None:
-        from gridgeo.io import write_table
-
-        frame = result
-        points = frame.geometry
-        if not (points.geom_type.eq("Point") & ~points.is_empty).any():
-            # write_table derives lon/lat from a chunk's points, only when it has some:
-            # give a chunk without any the same (empty) columns, so every chunk matches.
-            frame = frame.assign(**{c: np.nan for c in ("lon", "lat") if c not in frame})
-        part = write_table(frame, self.stage / "part.csv")
-        with open(part, "rb") as source, open(self.temp, "ab") as target:
-            header = _csv_header(source)
-            if self.header is None:
-                self.header = header
-                target.write(header)
-            elif header != self.header:
-                raise DataFileError(
-                    f"-o/--out {self.path}: the columns changed between chunks of the points "
-                    "table; write .gpkg or .parquet instead."
-                )
-            while block := source.read(1 << 20):
-                target.write(block)
-        part.unlink()
-
-    def _gpkg(self, frame) -> None:
-        import pyogrio
-        from pyogrio.errors import DataLayerError, DataSourceError, FieldError
-
-        try:
-            pyogrio.write_dataframe(
-                frame,
-                self.temp,
-                layer=self.path.stem,
-                driver="GPKG",
-                append=self.chunks > 0,
-                promote_to_multi=False,
-            )
-        except (DataSourceError, DataLayerError, FieldError) as exc:
-            raise DataFileError(f"-o/--out {self.path}: cannot write it ({exc}).") from exc
-
-    def _parquet(self, frame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        import shapely
-
-        name = frame.geometry.name
-        table = pa.Table.from_pandas(
-            pd.DataFrame(frame.drop(columns=name)),
-            schema=None if self.parquet is None else self.schema.remove(len(self.schema) - 1),
-            preserve_index=False,
-        )
-        wkb = pa.array(shapely.to_wkb(frame.geometry.to_numpy()), type=pa.binary())
-        table = table.append_column(name, wkb)
-        if self.parquet is None:
-            geo = {
-                "version": "1.0.0",
-                "primary_column": name,
-                "columns": {
-                    name: {
-                        "encoding": "WKB",
-                        "geometry_types": [],
-                        "crs": frame.crs.to_json_dict() if frame.crs else None,
-                    }
-                },
-            }
-            metadata = {**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()}
-            self.schema = table.schema.with_metadata(metadata)
-            self.parquet = pq.ParquetWriter(self.temp, self.schema)
-        self.parquet.write_table(table.replace_schema_metadata(self.schema.metadata))
-
-
-def _csv_header(handle) -> bytes:
-    """The first record of a CSV file (it ends at a line break outside quotes)."""
-    header = b""
-    while line := handle.readline():
-        header += line
-        if header.count(b'"') % 2 == 0:
-            break
-    return header
-
-
-def _text_columns(frame):
-    """Category columns (codes, statuses, reasons) as plain text, the same in every chunk."""
-    frame = frame.copy(deep=False)
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.CategoricalDtype):
-            frame[column] = frame[column].astype("string")
-    return frame
 
 
 # -- map ----------------------------------------------------------------------------------------
@@ -1075,7 +927,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--out",
         required=True,
-        help="output: .gpkg, .parquet or .csv (UTF-8 with BOM); never one of the inputs",
+        help="output: .gpkg, .parquet, .csv (UTF-8 with BOM) or .shp (declared short "
+        "field names, read back long by gridgeo); never one of the inputs",
     )
     p.add_argument("--lon", help="longitude column (default: detected: lon, lng, 经度, x …)")
     p.add_argument("--lat", help="latitude column (default: detected: lat, 纬度, y …)")

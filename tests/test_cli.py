@@ -293,13 +293,14 @@ def test_bad_crs_names_the_flag(points_csv, tmp_path, capsys, grids):
     )
 
 
-def test_shapefile_output_of_assign_gets_a_hint(points_csv, tmp_path, capsys, grids):
+def test_shapefile_output_of_check_gets_a_hint(tmp_path, capsys):
+    """Defects mix geometry types, so ``check -o`` still refuses a Shapefile (assign takes one)."""
     refused(
         capsys,
-        ["assign", points_csv, "--grids", grids, "-o", tmp_path / "o.shp"],
-        [points_csv],
-        ["-o/--out", ".csv or .gpkg or .parquet"],
-        [tmp_path / "o.shp"],
+        ["check", DIRTY, "-o", tmp_path / "d.shp"],
+        [DIRTY],
+        ["-o/--out", ".gpkg", "Shapefile cannot hold"],
+        [tmp_path / "d.shp", tmp_path / "d.summary.json"],
     )
 
 
@@ -385,10 +386,10 @@ def test_tiles_say_they_need_the_network(tiny, tmp_path, capsys):
 
 
 # -- streamed assignment ------------------------------------------------------------------------
-@pytest.mark.parametrize("suffix", [".csv", ".gpkg", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".gpkg", ".parquet", ".shp"])
 def test_streamed_assignment_equals_the_api(points_csv, grids, tiny, tmp_path, capsys, suffix):
     from gridgeo.assign import assign
-    from gridgeo.io import read_points
+    from gridgeo.io import read_layer, read_points
 
     out = tmp_path / "out" / f"assigned{suffix}"  # the folder is created after the checks
     assert main(["assign", str(points_csv), "--grids", str(grids), "-o", str(out),
@@ -396,20 +397,124 @@ def test_streamed_assignment_equals_the_api(points_csv, grids, tiny, tmp_path, c
     summary = json.loads(capsys.readouterr().out)
     expected = assign(read_points(points_csv), tiny)
     if suffix == ".csv":
-        got = pd.read_csv(out, encoding="utf-8-sig", dtype={"grid_code": str})
+        codes = {"grid_code": str, "micro_grid_code": str}
+        got = pd.read_csv(out, encoding="utf-8-sig", dtype=codes)
         assert got["head_name"].iloc[-1].startswith("'=")  # write_table's formula rule
     else:
-        got = gpd.read_file(out) if suffix == ".gpkg" else gpd.read_parquet(out)
+        got = read_layer(out)  # a Shapefile's short DBF names come back long
+        assert set(got.columns) == set(expected.columns)
         assert got.crs.to_epsg() == 4326
         assert got.geometry.iloc[:60].geom_equals(expected.geometry.iloc[:60]).all()
+        assert got["lon"].dtype == np.float64  # numbers stay numbers
     assert len(got) == 63
     assert got["household_id"].tolist() == list(range(63))
-    assert texts(got["grid_code"]) == texts(expected["grid_code"])
-    assert texts(got["assign_status"]) == texts(expected["assign_status"])
+    for column in ("grid_code", "micro_grid_code", "assign_status", "assign_reason"):
+        assert texts(got[column]) == texts(expected[column]), column
     counts = expected["assign_status"].value_counts()
     assert summary["rows"] == 63
     assert summary["by_status"] == {k: int(v) for k, v in counts.items()}
-    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no staging left
+    listing = sorted(p.name for p in out.parent.iterdir())  # no staging left
+    assert listing == (
+        [f"assigned{s}" for s in (".cpg", ".dbf", ".prj", ".shp", ".shx")]
+        if suffix == ".shp"
+        else [out.name]
+    )
+
+
+def test_streamed_output_equals_one_write_of_the_api_result(points_csv, grids, tiny, tmp_path):
+    """Chunk by chunk, the CLI writes the very file the API's whole result writes."""
+    from gridgeo.assign import assign
+    from gridgeo.io import read_layer, read_points, write_layer, write_table
+
+    expected = assign(read_points(points_csv), tiny)
+    write_table(expected, tmp_path / "api.csv")
+    write_layer(expected, tmp_path / "api.parquet")
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"cli{suffix}"
+        assert main(["assign", str(points_csv), "--grids", str(grids), "-o", str(out),
+                     "--chunk-size", "5"]) == 0  # fmt: skip
+    assert (tmp_path / "cli.csv").read_bytes() == (tmp_path / "api.csv").read_bytes()
+    got, want = read_layer(tmp_path / "cli.parquet"), read_layer(tmp_path / "api.parquet")
+    # No point lies on a boundary, so "candidates" has no category at all: pyarrow reads
+    # the one-shot file's column back as object, the streamed one (typed by its first
+    # chunk, before later chunks are known) stays categorical. Every other dtype matches.
+    assert isinstance(got.pop("candidates").dtype, pd.CategoricalDtype)
+    assert want.pop("candidates").isna().all()
+    pd.testing.assert_frame_equal(got, want, check_categorical=False)
+    assert str(got["household_id"].dtype) == "Int64"
+
+
+def _sorted_points(tmp_path: Path, inside: bool) -> Path:
+    """30 points east of the banner first (a file sorted by longitude), then 10 in it."""
+    lon = [109.5 + i / 100 for i in range(30)] + [108.555 + i / 100 for i in range(10)]
+    lat = [40.77] * 40  # off the grids' shared edge at 40.75
+    if not inside:
+        lon[30:] = [110.5] * 10
+    table = pd.DataFrame({"id": range(40), "lon": lon, "lat": lat})
+    path = tmp_path / "in" / "sorted.csv"
+    path.parent.mkdir()
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_a_chunk_wholly_outside_the_banner_does_not_stop_the_run(grids, tiny, tmp_path, capsys):
+    from gridgeo.assign import assign
+    from gridgeo.errors import CrsError
+    from gridgeo.io import read_points
+
+    points = _sorted_points(tmp_path, inside=True)
+    first = read_points(points).iloc[:10]
+    with pytest.raises(CrsError, match="none of the 10 valid points"):
+        assign(first, tiny)  # alone, the first chunk looks like a wrong CRS
+    alone = assign(first, tiny, require_placed=False)
+    assert alone["assign_status"].tolist() == ["outside"] * 10
+    out = tmp_path / "o.csv"
+    assert main(["assign", str(points), "--grids", str(grids), "-o", str(out),
+                 "--chunk-size", "10", "--format", "json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["by_status"]["outside"] == 30 and summary["by_status"]["inside"] == 10
+    expected = assign(read_points(points), tiny)  # one call: the same statuses
+    got = pd.read_csv(out, encoding="utf-8-sig")
+    assert got["assign_status"].tolist() == expected["assign_status"].astype(str).tolist()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".shp"])
+def test_no_point_placed_in_any_chunk_is_a_crs_error_and_writes_nothing(
+    grids, tmp_path, capsys, suffix
+):
+    points = _sorted_points(tmp_path, inside=False)
+    out = tmp_path / "out" / f"o{suffix}"
+    err = refused(
+        capsys,
+        ["assign", points, "--grids", grids, "-o", out, "--chunk-size", "10"],
+        [points, grids],
+        ["none of the 40 valid points falls inside 乌拉特前旗", "EPSG:4326", "--coords"],
+    )
+    assert "coords=" not in err  # the flag, not the Python keyword
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grids.gpkg", "in"]
+
+
+def test_full_disk_during_streamed_assignment_exits_2(grids, tmp_path, capsys):
+    """A real 2 MB tmpfs: a named error, exit 2, nothing at the target, no temporary."""
+    rng = np.random.default_rng(2)
+    n = 100_000  # more than 2 MB in every format
+    table = pd.DataFrame(
+        {"id": np.arange(n), "lon": rng.uniform(108.5, 108.7, n), "lat": rng.uniform(40.7, 40.8, n)}
+    )
+    points = tmp_path / "pts.csv"
+    table.to_csv(points, index=False)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+    try:
+        for suffix in (".csv", ".gpkg", ".parquet", ".shp"):
+            out = disk / f"o{suffix}"
+            args = ["assign", points, "--grids", grids, "-o", out, "--chunk-size", "20000"]
+            needles = ["the disk is full", str(out), "Nothing was written"]
+            refused(capsys, args, [points, grids], needles)
+            assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_failed_assignment_leaves_no_output(grids, tmp_path, capsys):

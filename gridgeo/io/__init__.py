@@ -42,11 +42,13 @@ Example
 from gridgeo.io.atomic import staging
 from gridgeo.io.read import read_layer, read_system
 from gridgeo.io.shapefile import detect_encoding
+from gridgeo.io.stream import open_writer
 from gridgeo.io.tables import read_points, write_table
 from gridgeo.io.write import write_html, write_layer, write_system
 
 __all__ = [
     "detect_encoding",
+    "open_writer",
     "read_layer",
     "read_points",
     "read_system",

@@ -56,7 +56,7 @@ from gridgeo.io.shapefile import (
 )
 from gridgeo.model import GridSystem
 
-__all__ = ["GPKG_VERSION", "write_html", "write_layer", "write_system"]
+__all__ = ["GPKG_VERSION", "write_frame", "write_html", "write_layer", "write_system"]
 
 GPKG_VERSION = "1.2"
 """GeoPackage version written (GDAL's ``VERSION`` creation option).
@@ -313,20 +313,61 @@ def write_html(text: str, path: str | os.PathLike[str]) -> Path:
     return write_bytes(text.encode("utf-8"), path)
 
 
-def _write_frame(
+def write_frame(
     frame: gpd.GeoDataFrame,
     path: Path,
     *,
     kind: Format,
     layer: str,
-    encoding: str | None,
+    encoding: str | None = None,
+    append: bool = False,
 ) -> None:
-    """Write ``frame`` to ``path`` (always a temporary path): the one write step.
+    """Write (or append) ``frame`` to ``path``, a temporary path: the one write step.
 
     GDAL warnings about lost characters, truncated values or renamed fields
-    become errors, so nothing is changed silently.
+    become errors, so nothing is changed silently. Not atomic by itself: call
+    it on a path inside :func:`gridgeo.io.atomic.staging` and move the result
+    into place with :func:`gridgeo.io.atomic.commit`, as :func:`write_layer`
+    and :func:`gridgeo.io.stream.open_writer` do.
+
+    Parameters
+    ----------
+    frame:
+        The rows, ready for the format (a Shapefile's already carry DBF field
+        names, see :func:`gridgeo.io.shapefile.shapefile_frame`).
+    path:
+        The file to write.
+    kind:
+        ``"gpkg"``, ``"shapefile"``, ``"geojson"`` or ``"parquet"``.
+    layer:
+        Layer name inside a GeoPackage.
+    encoding:
+        Shapefile text encoding; ``None`` for the other formats.
+    append:
+        Add the rows to the layer that earlier calls wrote (GeoPackage,
+        Shapefile); its columns must be the same.
+
+    Raises
+    ------
+    EncodingError
+        GDAL could not write some characters in ``encoding``.
+    SchemaError
+        GDAL would truncate a value or rename a field.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from gridgeo import load_demo
+    >>> out = Path(tempfile.mkdtemp()) / "towns.gpkg"
+    >>> towns = load_demo()["town"]
+    >>> write_frame(towns, out, kind="gpkg", layer="town")
+    >>> write_frame(towns, out, kind="gpkg", layer="town", append=True)
+    >>> len(pyogrio.read_dataframe(out)) == 2 * len(towns)
+    True
     """
     if kind == "parquet":
+        if append:
+            raise ValueError("GeoParquet files are written whole; use gridgeo.io.stream")
         frame.to_parquet(path, index=False)
         return
     options: dict[str, object] = {}
@@ -343,6 +384,7 @@ def _write_frame(
             path,
             layer=layer if kind == "gpkg" else None,  # other formats: the file is the layer
             driver=DRIVERS[kind],
+            append=append,
             **options,
         )
     for warning in caught:
@@ -350,11 +392,15 @@ def _write_frame(
         if "converted correctly" in text:
             raise EncodingError(
                 f"{path.name}: GDAL could not write some characters in {encoding} "
-                f"({text}). Write with encoding='UTF-8' or 'GB18030'."
+                f"({text}). Write with {option('encoding', 'UTF-8')} or "
+                f"{option('encoding', 'GB18030')}."
             )
         if "truncated" in text or "laundered" in text:
             raise SchemaError(f"{path.name}, layer {layer!r}: {text}")
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+_write_frame = write_frame  # the name this module's writers call (tests replace it)
 
 
 # -- formats, encodings, geometry ----------------------------------------------------------------
