@@ -311,7 +311,7 @@ def test_text_gbk_cannot_hold_is_refused(tmp_path: Path, system: GridSystem) -> 
 # -- atomic writes -------------------------------------------------------------------------------
 def _fail_on_call(monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
     """Make the ``failing``-th write step write its file and then fail."""
-    original = gio._write_frame
+    original = gio.write_frame
     calls = []
 
     def flaky(*args, **kwargs):
@@ -320,7 +320,7 @@ def _fail_on_call(monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
         if len(calls) == failing:
             raise OSError("disk full")
 
-    monkeypatch.setattr(gio, "_write_frame", flaky)
+    monkeypatch.setattr(gio, "write_frame", flaky)
 
 
 def _renamed(system: GridSystem) -> GridSystem:

@@ -77,7 +77,7 @@ from gridgeo.io.shapefile import (
     shapefile_files,
     shapefile_frame,
 )
-from gridgeo.io.tables import _neutralise_formulas
+from gridgeo.io.tables import neutralise_formulas
 from gridgeo.io.write import write_frame
 
 __all__ = ["STREAM_SUFFIXES", "StreamWriter", "open_writer"]
@@ -410,7 +410,7 @@ class _CsvSink(_Sink):
                 getter = shapely.get_x if column == "lon" else shapely.get_y
                 values[usable] = getter(geoms[usable])
                 table[column] = values
-        _neutralise_formulas(table).to_csv(
+        neutralise_formulas(table).to_csv(
             self.handle, index=False, header=self.first, lineterminator="\r\n"
         )
         self.first = False

@@ -69,7 +69,7 @@ from gridgeo.io.atomic import commit, staging
 from gridgeo.io.formats import file_format
 from gridgeo.io.read import read_layer
 
-__all__ = ["TABLE_SUFFIXES", "iter_points", "read_points", "write_table"]
+__all__ = ["TABLE_SUFFIXES", "iter_points", "neutralise_formulas", "read_points", "write_table"]
 
 TABLE_SUFFIXES = (".csv", ".txt", ".xlsx", ".xls")
 """Suffixes read as tables of longitude/latitude; anything else is read as a GIS layer."""
@@ -306,7 +306,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
                 values = np.full(len(out), np.nan)
                 values[usable] = getter(geoms[usable])
                 out[column] = values
-    out = _neutralise_formulas(out)
+    out = neutralise_formulas(out)
     with staging(path) as stage:  # a full disk: DiskFullError, the old file intact
         tmp = stage / path.name
         # CRLF, as Excel writes: a cell holding a lone CR or LF is then quoted.
@@ -889,7 +889,7 @@ def _suggest_crs(x: float, y: float) -> str:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def _neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells and column names that Excel would run as formulas, prefixed with ``'``."""
     out = frame.copy(deep=False)
     out.columns = [_defuse(c) if isinstance(c, str) else c for c in out.columns]

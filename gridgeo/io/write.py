@@ -165,7 +165,7 @@ def write_system(
         with staging(path, size=lambda: _estimate(layers.values(), kind)) as stage:
             temp = stage / path.name
             for name, frame in layers.items():
-                _write_frame(frame, temp, kind="gpkg", layer=name, encoding=None)
+                write_frame(frame, temp, kind="gpkg", layer=name, encoding=None)
             _stamp_gpkg(temp, stamp)
             commit(temp, path)
         return path
@@ -184,7 +184,7 @@ def write_system(
         folder = stage / path.name
         folder.mkdir()
         for name, frame in prepared.items():
-            _write_frame(
+            write_frame(
                 frame,
                 folder / f"{name}{suffix}",
                 kind=kind,
@@ -278,7 +278,7 @@ def write_layer(
     if kind == "shapefile":
         prepared = _shapefile_layer(frame, str(path), encoding, config, field_names)
         with staging(path, size=lambda: _estimate([prepared], kind)) as stage:
-            _write_frame(prepared, stage / path.name, kind=kind, layer=name, encoding=encoding)
+            write_frame(prepared, stage / path.name, kind=kind, layer=name, encoding=encoding)
             _stamp_dbf(stage / path.with_suffix(".dbf").name, stamp)
             parts = [p for p in stage.iterdir() if not p.name.startswith(".")]
             parts.sort(key=lambda p: p.name != path.name)  # the .shp first: moved in last
@@ -289,7 +289,7 @@ def write_layer(
         temp = stage / path.name
         if existing:
             shutil.copy2(path, temp)
-        _write_frame(frame, temp, kind=kind, layer=name, encoding=None)
+        write_frame(frame, temp, kind=kind, layer=name, encoding=None)
         if kind == "gpkg":
             _stamp_gpkg(temp, stamp)
         commit(temp, path)
@@ -398,9 +398,6 @@ def write_frame(
         if "truncated" in text or "laundered" in text:
             raise SchemaError(f"{path.name}, layer {layer!r}: {text}")
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-
-
-_write_frame = write_frame  # the name this module's writers call (tests replace it)
 
 
 # -- formats, encodings, geometry ----------------------------------------------------------------
