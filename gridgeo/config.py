@@ -28,8 +28,25 @@ __all__ = [
     "Coverage",
     "GridConfig",
     "Level",
+    "Role",
     "Tolerances",
 ]
+
+
+class Role(StrEnum):
+    """The part a level plays, which every capability asks for instead of a level name.
+
+    ``ROOT``: the top polygon (the banner, county or city). ``DISTRICT``: the
+    administrative unit that owns workload grids and that no grid may cross (the
+    banner's towns). ``WORKLOAD``: the unit grid workers are allocated to and
+    households counted in (the banner's dual grids). ``REFINEMENT``: the optional
+    level that refines a workload grid (the banner's micro-grids).
+    """
+
+    ROOT = "root"
+    DISTRICT = "district"
+    WORKLOAD = "workload"
+    REFINEMENT = "refinement"
 
 
 class Coverage(StrEnum):
@@ -112,6 +129,14 @@ class GridConfig:
         Projected CRS for areas, distances and widths (EPSG:4545,
         CGCS2000 / 3-degree Gauss-Kruger CM 108E). Used only through
         :func:`gridgeo.crs.metric_crs`.
+    roles:
+        ``(role, level name)`` pairs: which level plays which :class:`Role`.
+        Missing roles default by position: the first level is the root, the
+        last ``full`` level the workload level, the level above it the
+        district, and a ``refined`` level below it the refinement.
+    dual_sources:
+        Names of the source layers whose merge is the workload level (the
+        party-building and sanitation grids of 双网合一); empty when there are none.
     shapefile_fields:
         Declared mapping from column names to Shapefile's 10-character DBF
         field names; the reverse is applied on reading. It covers the
@@ -126,6 +151,8 @@ class GridConfig:
     storage_crs: str = "EPSG:4490"
     metric_crs: str = "EPSG:4545"
     tolerances: Tolerances = field(default_factory=Tolerances)
+    roles: tuple[tuple[str, str], ...] = ()
+    dual_sources: tuple[str, ...] = ("party_grid", "sanitation_grid")
     shapefile_fields: tuple[tuple[str, str], ...] = (
         ("parent_code", "parent"),
         ("households", "househlds"),
@@ -167,6 +194,40 @@ class GridConfig:
         object.__setattr__(self, "levels", tuple(levels))
         if levels and levels[0].code_length != len(self.root_code):
             raise ValueError("the first level's code_digits must equal len(root_code)")
+
+    def role(self, role: Role | str) -> Level | None:
+        """The level playing ``role`` (``None`` when no level does, e.g. no refinement).
+
+        >>> BANNER.role(Role.WORKLOAD).name, BANNER.role("district").name
+        ('grid', 'town')
+        >>> BANNER.role(Role.REFINEMENT).name
+        'micro_grid'
+        """
+        role = Role(role)
+        declared = dict(self.roles)
+        if role.value in declared:
+            return self.level(declared[role.value])
+        return self._default_roles().get(role)
+
+    def role_name(self, role: Role | str) -> str | None:
+        """Name of the level playing ``role``, or ``None``."""
+        level = self.role(role)
+        return level.name if level is not None else None
+
+    def _default_roles(self) -> dict[Role, Level]:
+        if not self.levels:
+            return {}
+        out = {Role.ROOT: self.levels[0]}
+        full = [i for i, lv in enumerate(self.levels) if lv.coverage == Coverage.FULL]
+        if full:
+            w = full[-1]
+            out[Role.WORKLOAD] = self.levels[w]
+            if w > 0:
+                out[Role.DISTRICT] = self.levels[w - 1]
+            below = self.levels[w + 1] if w + 1 < len(self.levels) else None
+            if below is not None and below.coverage == Coverage.REFINED:
+                out[Role.REFINEMENT] = below
+        return out
 
     @property
     def level_names(self) -> list[str]:
