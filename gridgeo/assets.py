@@ -2,13 +2,15 @@
 
 A folium map loads Leaflet and its plugins from CDNs; on an offline
 government intranet that is a blank page. gridgeo inlines what its maps use
-instead, read from installed packages so ``pip install`` is enough:
+instead, read from installed packages so ``pip install`` is enough. Each
+asset is read once per process (:func:`asset_text` is cached):
 
 ========================  ======================================  ==========
 asset                     package (version pinned in pyproject)   licence
 ========================  ======================================  ==========
 Leaflet 1.9.3 JS + CSS    ``xstatic-leaflet`` 1.9.3.x             BSD-2
 Leaflet.heat              ``folium`` (ships leaflet_heat.min.js)  BSD-2
+gridgeo.js, gridgeo.css   gridgeo (``gridgeo/maps/assets/``)      MIT
 ========================  ======================================  ==========
 
 Images the Leaflet CSS refers to are inlined as ``data:`` URIs. jQuery,
@@ -31,6 +33,9 @@ ASSETS: dict[str, tuple[str, str]] = {
     "leaflet.js": ("xstatic.pkg.leaflet", "data/leaflet.js"),
     "leaflet.css": ("xstatic.pkg.leaflet", "data/leaflet.css"),
     "leaflet-heat.js": ("folium", "templates/leaflet_heat.min.js"),
+    # The map's own controls and styles (package data of gridgeo.maps).
+    "gridgeo.js": ("gridgeo.maps", "assets/gridgeo.js"),
+    "gridgeo.css": ("gridgeo.maps", "assets/gridgeo.css"),
 }
 
 

@@ -7,29 +7,38 @@ hovered) is in ``test_maps_browser.py``.
 from __future__ import annotations
 
 import dataclasses
+import html as html_module
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from pyproj import Geod
 from shapely.geometry import shape
 
+import gridgeo.maps
 from gridgeo.assign import assign, build_index
 from gridgeo.check import check_system
 from gridgeo.demo import households, incidents, load_demo
 from gridgeo.errors import GridgeoError
 from gridgeo.maps import (
+    DEFECT_COLOURS,
+    DEFECT_KINDS,
     HEAT_CELL,
+    LAYERS,
     PALETTE,
+    SEVERITIES,
     TEXT,
     TILES,
     coverage_map,
     grid_colours,
+    needs_network,
     render_html,
 )
 from gridgeo.model import GridSystem
@@ -388,7 +397,8 @@ def test_default_layers_and_counts(demo):
     assert len(config["grid"]["features"]) == 662
     assert len(layer(config, "town")["data"]["features"]) == 11
     assert len(layer(config, "micro_grid")["data"]["features"]) == 897
-    assert len(layer(config, "defects")["data"]["features"]) == len(demo.defects)
+    shown = demo.defects[demo.defects["severity"] != "info"]
+    assert len(layer(config, "defects")["data"]["features"]["features"]) == len(shown)
     for spec in config["layers"]:
         if spec["kind"] == "view":
             assert len(spec["data"]["fill"]) == len(spec["data"]["value"]) == 662
@@ -428,13 +438,15 @@ def test_english_labels():
     html = render_html(coverage_map(system, households=homes, language="en"))
     config, _, _ = embedded(html)
     en, zh = TEXT["en"], TEXT["zh"]
-    assert config["title"] == "乌拉特前旗 grid coverage"
-    assert scan(html).text["title"] == ["乌拉特前旗 grid coverage"]
+    # the root has no English name in the tiny system: its code stands in for it
+    assert config["title"] == "Grid coverage (150823)"
+    assert scan(html).text["title"] == ["Grid coverage (150823)"]
     for key, value in config["labels"].items():
         assert value == en[key]
     labels = {s["key"]: s["label"] for s in config["layers"]}
-    assert labels["grid"] == "Grids" and labels["town"] == "Towns"
-    assert labels["micro_grid"] == "Micro-grids"
+    # level names come from the system's config
+    assert labels["grid"] == "Grid" and labels["town"] == "Town"
+    assert labels["micro_grid"] == "Micro-grid"
     assert labels["households"] == en["households"]
     assert labels["norm"] == en["views"]["norm"]
     assert config["legends"]["norm"]["title"] == en["views"]["norm"]
@@ -512,3 +524,468 @@ def test_dirty_system_draws():
 def test_full_demo_map_is_under_5_mb(demo):
     size = len(demo.html.encode("utf-8"))
     assert size < 5_000_000, f"{size / 1e6:.1f} MB"
+
+
+# -- template injection ----------------------------------------------------------------
+# User text must never reach Jinja2 (branca compiles Element(...) strings as
+# templates): each payload would run, render or crash if it did.
+INJECTIONS = (
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{% for x in range(3) %}x{% endfor %}",
+    "{# comment #}",
+    "幸福里{#3}号网格",
+    "{{ 'gg' ~ 'EXEC' ~ 'UTED' }}",
+    "{{ 7 * 191 }}",
+    "{% raw %}{{ unbalanced",
+    "}}{%",
+)
+
+
+def _marker_payload(marker) -> str:
+    """A payload that, rendered as a template, creates ``marker``."""
+    return f"{{{{ cycler.__init__.__globals__.os.popen('touch {marker}').read() }}}}"
+
+
+def _payload_system(payload: str) -> GridSystem:
+    """The tiny system with ``payload`` in every text field a map shows."""
+    base = tiny_system(
+        {
+            ("grid", "name"): [payload] * 4,
+            ("grid", "leader"): [payload] * 4,
+            ("town", "name"): [payload] * 2,
+            ("micro_grid", "name"): [payload] * 3,
+        }
+    )
+    base["town"]["pinyin"] = payload  # the English place labels
+    base["banner"]["pinyin"] = payload  # the English title
+    return GridSystem(
+        base.levels, dataclasses.replace(base.config, root_name=payload), origin="tiny"
+    )
+
+
+def _payload_events(payload: str) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "incident_id": ["E1", "E2"],
+            "event_class": [payload, payload],
+            "subclass": [payload, "井盖"],
+            "status": ["overdue", "reported"],
+            "description": [payload, payload],
+        },
+        geometry=shapely.points([(108.55, 40.77), (108.65, 40.72)]),
+        crs="EPSG:4490",
+    )
+
+
+def _payload_defects(payload: str) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "kind": ["gap"],
+            "severity": ["error"],
+            "level": ["grid"],
+            "codes": [payload],
+            "town": ["150823100"],
+            "area_m2": [1.0],
+            "width_m": [1.0],
+            "message_zh": [payload],
+            "message_en": [payload],
+        },
+        geometry=[shapely.box(108.55, 40.75, 108.5501, 40.7501)],
+        crs="EPSG:4490",
+    )
+
+
+def notebook_html(m) -> str:
+    """The document a notebook shows: the iframe's srcdoc of ``_repr_html_``."""
+    frame = m._repr_html_()
+    (srcdoc,) = re.findall(r'srcdoc="([^"]*)"', frame)
+    return html_module.unescape(srcdoc)
+
+
+def assert_payload_is_text(page: str, payload: str, language: str) -> None:
+    """Every field holds ``payload`` exactly, and nothing of it ran as a template."""
+    config, _, _ = embedded(page)
+    grids = [f["properties"] for f in config["grid"]["features"]]
+    assert {g["name"] for g in grids} == {g["leader"] for g in grids} == {payload}
+    for key in ("town", "micro_grid"):
+        assert {f["properties"]["name"] for f in layer(config, key)["data"]["features"]} == {
+            payload
+        }
+    assert {item[2] for item in config["places"]["items"]} == {payload}
+    title = TEXT["zh"]["title"] if language == "zh" else TEXT["en"]["title"]
+    assert config["title"] == title.format(root=payload)
+    assert scan(page).text["title"] == [config["title"]]
+    points = [f["properties"] for f in layer(config, "open")["data"]["features"]]
+    assert [p["description"] for p in points] == [payload, payload]
+    assert [p["event_class"] for p in points] == [payload, payload]
+    assert points[0]["subclass"] == payload
+    (defect,) = layer(config, "defects")["data"]["features"]["features"]
+    assert defect["properties"]["message"] == payload
+    assert defect["properties"]["code"] == payload
+    assert config["tiles"]["attribution"] == html_module.escape(payload)
+    for trace in ("uid=", "ggEXECUTED", "1337"):
+        assert trace not in page
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_template_payloads_stay_text(payload, language, tmp_path):
+    marker = tmp_path / "executed"
+    for text in (payload, _marker_payload(marker)):
+        m = coverage_map(
+            _payload_system(text),
+            incidents=_payload_events(text),
+            defects=_payload_defects(text),
+            language=language,
+            tiles="https://tiles.example/{z}/{x}/{y}.png",
+            tiles_attribution=text,
+        )
+        for page in (render_html(m), notebook_html(m)):
+            assert_payload_is_text(page, text, language)
+    assert not marker.exists(), "a payload ran a shell command"
+
+
+def test_title_argument_stays_text(tmp_path):
+    marker = tmp_path / "executed"
+    for payload in (*INJECTIONS, _marker_payload(marker)):
+        page = render_html(coverage_map(tiny_system(), title=payload))
+        assert embedded(page)[0]["title"] == payload
+        assert scan(page).text["title"] == [payload]
+    assert not marker.exists()
+
+
+def test_template_payloads_through_the_cli(tmp_path):
+    """`gridgeo map` on files holding the payloads: exit 0, the text intact, nothing run."""
+    from gridgeo.cli import main
+    from gridgeo.io import write_system
+
+    marker = tmp_path / "executed"
+    payloads = [*INJECTIONS, _marker_payload(marker)]
+    layers = tiny_layers()
+    layers["grid"]["name"] = payloads[:4]
+    layers["grid"]["leader"] = payloads[4:8]
+    layers["town"]["name"] = payloads[:2]
+    layers["micro_grid"]["name"] = payloads[6:9]
+    data = write_system(GridSystem.from_layers(layers), tmp_path / "system.gpkg")
+    events = tmp_path / "incidents.csv"
+    pd.DataFrame(
+        {
+            "incident_id": [f"E{i}" for i in range(len(payloads))],
+            "lon": 108.55,
+            "lat": 40.77,
+            "status": "reported",
+            "event_class": payloads,
+            "description": payloads[::-1],
+        }
+    ).to_csv(events, index=False)
+    out = tmp_path / "map.html"
+    assert main(["map", str(data), "-o", str(out), "--incidents", str(events)]) == 0
+    page = out.read_text(encoding="utf-8")
+    config, _, _ = embedded(page)
+    grids = [f["properties"] for f in config["grid"]["features"]]
+    assert [g["name"] for g in grids] == payloads[:4]
+    assert [g["leader"] for g in grids] == payloads[4:8]
+    assert [f["properties"]["name"] for f in layer(config, "town")["data"]["features"]] == (
+        payloads[:2]
+    )
+    assert [item[2] for item in config["places"]["items"]] == payloads[:2]
+    micro = [f["properties"]["name"] for f in layer(config, "micro_grid")["data"]["features"]]
+    assert micro == payloads[6:9]
+    points = [f["properties"] for f in layer(config, "open")["data"]["features"]]
+    assert [p["event_class"] for p in points] == payloads
+    assert [p["description"] for p in points] == payloads[::-1]
+    assert "uid=" not in page and "ggEXECUTED" not in page
+    assert not marker.exists()
+
+
+# -- defects ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def clean_defects(demo_system):
+    """The clean banner's own findings: dual-grid warnings and info-level noise."""
+    return check_system(demo_system).defects
+
+
+def defect_layer(config: dict) -> dict:
+    return layer(config, "defects")["data"]
+
+
+def test_info_defects_stay_off_the_map_by_default(demo_system, clean_defects):
+    info = clean_defects["severity"] == "info"
+    assert info.sum() > 0 and (clean_defects.loc[info, "kind"] == "digitising_noise").all()
+    tiny = tiny_system()  # the geometry of the defects does not need to lie in it
+    config = embedded(render_html(coverage_map(tiny, defects=clean_defects)))[0]
+    drawn = defect_layer(config)
+    assert len(drawn["features"]["features"]) == (~info).sum()
+    assert {f["properties"]["severity"] for f in drawn["features"]["features"]} == {"warning"}
+    assert "MultiPoint" not in {f["geometry"]["type"] for f in drawn["features"]["features"]}
+    assert [s["key"] for s in drawn["severities"]] == ["warning"]
+
+    everything = coverage_map(
+        tiny, defects=clean_defects, defect_severities=("error", "warning", "info")
+    )
+    drawn = defect_layer(embedded(render_html(everything))[0])
+    assert len(drawn["features"]["features"]) == len(clean_defects)
+    counts = {s["key"]: s["count"] for s in drawn["severities"]}
+    assert counts == {"warning": (~info).sum(), "info": info.sum()}
+
+    only_info = coverage_map(tiny, defects=clean_defects, defect_severities="info")
+    assert {
+        f["properties"]["severity"]
+        for f in defect_layer(embedded(render_html(only_info))[0])["features"]["features"]
+    } == {"info"}
+    with pytest.raises(GridgeoError, match=r"'fatal'.*defect_severities="):
+        coverage_map(tiny, defects=clean_defects, defect_severities=("error", "fatal"))
+    # no defect of the chosen severities: no layer at all
+    config = embedded(render_html(coverage_map(tiny, defects=clean_defects.iloc[:0])))[0]
+    assert "defects" not in {s["key"] for s in config["layers"]}
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_defects_have_a_colour_and_a_name_per_kind(demo, language):
+    defects = demo.defects
+    html = render_html(coverage_map(demo.system, defects=defects, language=language))
+    drawn = defect_layer(embedded(html)[0])
+    index = 0 if language == "zh" else 1
+    features = drawn["features"]["features"]
+    # feature by feature: the kind's own colour and its name in the map's language
+    assert [f["properties"]["fill"] for f in features] == [
+        DEFECT_COLOURS[k] for k in defects["kind"]
+    ]
+    assert [f["properties"]["kind"] for f in features] == [
+        DEFECT_KINDS[k][index] for k in defects["kind"]
+    ]
+    message = defects["message_zh" if language == "zh" else "message_en"]
+    assert [f["properties"]["message"] for f in features] == list(message)
+    # the legend: every kind present, once, with its count, most frequent first
+    counts = defects["kind"].value_counts()
+    legend = {k["key"]: k for k in drawn["kinds"]}
+    assert set(legend) == set(counts.index)
+    for kind, entry in legend.items():
+        assert entry["count"] == counts[kind]
+        assert entry["label"] == DEFECT_KINDS[kind][index]
+        assert entry["colour"] == DEFECT_COLOURS[kind]
+    assert [k["count"] for k in drawn["kinds"]] == sorted(counts, reverse=True)
+    assert [s["label"] for s in drawn["severities"]] == [
+        SEVERITIES[s][index] for s in ("error", "warning")
+    ]
+    # the marker point of each defect lies on it
+    for feature in features:
+        lat, lon = feature["properties"]["at"]
+        assert shape(feature["geometry"]).distance(shapely.Point(lon, lat)) < 1e-6
+    assert drawn["min_px"] >= 8
+
+
+def test_every_defect_kind_has_names_and_a_colour():
+    from gridgeo.defects import KINDS
+
+    assert set(DEFECT_KINDS) == set(KINDS) == set(DEFECT_COLOURS)
+    assert len(set(DEFECT_COLOURS.values())) == len(DEFECT_COLOURS), "one colour per kind"
+    for zh, en in DEFECT_KINDS.values():
+        assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[\u4e00-\u9fff]", en)
+    assert set(SEVERITIES) == {"error", "warning", "info"}
+
+
+# -- incidents and points --------------------------------------------------------------
+def test_an_unknown_case_status_is_flagged_not_fatal(demo):
+    events = demo.events.copy()
+    statuses = events["status"].astype(object).copy()
+    rows = [17, 2045]
+    statuses.iloc[rows] = "已结案"
+    events["status"] = statuses
+    with pytest.warns(UserWarning) as caught:
+        m = coverage_map(demo.system, households=demo.homes, incidents=events)
+    (warning,) = [w for w in caught if "case status" in str(w.message)]
+    text = str(warning.message)
+    assert "2 incident(s)" in text and "'已结案'" in text
+    assert f"row {events.index[rows[0]]!r}" in text
+    config = embedded(render_html(m))[0]
+    # the rest is mapped: the open incidents lose only the flagged rows, if they were open
+    open_before = events["status"].isin(["reported", "dispatched", "handled", "overdue"])
+    assert len(layer(config, "open")["data"]["features"]) == open_before.sum()
+    assert {"incidents_per_1000", "open_overdue"} <= {s["key"] for s in config["layers"]}
+    heat = np.array(layer(config, "incidents")["data"])
+    reference = np.array(layer(demo.config, "incidents")["data"])
+    assert np.array_equal(heat, reference), "flagged incidents still count in the heat"
+
+
+def test_garbage_coordinates_are_left_out(demo):
+    homes = demo.homes.iloc[:3000]
+    garbage = gpd.GeoDataFrame(
+        {"size": [3, 2, 4, 1, 5], "grid_code": [None] * 5},
+        geometry=[
+            shapely.Point(np.nan, 40.8),
+            shapely.Point(np.inf, 40.8),
+            shapely.Point(1e300, 1e300),
+            None,
+            shapely.Point(108.9, -np.inf),
+        ],
+        crs=homes.crs,
+    )
+    dirty = pd.concat([homes, garbage], ignore_index=True)
+    events = pd.concat([demo.events.iloc[:500], garbage.assign(status="reported")])
+    clean_map = coverage_map(demo.system, households=homes, incidents=demo.events.iloc[:500])
+    dirty_map = coverage_map(demo.system, households=dirty, incidents=events)
+    clean, dirty_config = (embedded(render_html(m))[0] for m in (clean_map, dirty_map))
+    for key in ("households", "incidents", "open"):
+        assert layer(dirty_config, key)["data"] == layer(clean, key)["data"], key
+
+
+def test_heat_without_a_size_column_counts_rows():
+    points = gpd.GeoDataFrame(geometry=shapely.points([(108.55, 40.77)] * 4), crs="EPSG:4490")
+    config = embedded(render_html(coverage_map(tiny_system(), households=points)))[0]
+    assert layer(config, "households")["data"] == [[40.77, 108.55, 1.0]]
+
+
+# -- layers, levels, language, network -------------------------------------------------
+def test_unknown_layer_names_are_refused():
+    assert LAYERS == (
+        "town",
+        "grid",
+        "micro_grid",
+        "households",
+        "incidents",
+        "open",
+        "defects",
+        "households_per_worker",
+        "norm",
+        "incidents_per_1000",
+        "open_overdue",
+    )
+    with pytest.raises(GridgeoError) as caught:
+        coverage_map(tiny_system(), layers=("nonsense",))
+    message = str(caught.value)
+    assert "'nonsense'" in message and "layers=" in message
+    assert all(name in message for name in LAYERS)
+    from gridgeo.errors import cli_voice
+
+    with cli_voice(), pytest.raises(GridgeoError, match="--layers"):
+        coverage_map(tiny_system(), layers=("grid", "roads"))
+    config = embedded(render_html(coverage_map(tiny_system(), layers="town,grid")))[0]
+    assert [s["key"] for s in config["layers"]] == ["grid", "town"]
+
+
+def test_levels_come_from_the_config():
+    from gridgeo.config import Coverage, GridConfig, Level
+
+    config = GridConfig(
+        root_name="某县",
+        levels=(
+            Level("county", "县", "county", 6, Coverage.ROOT),
+            Level("township", "乡镇", "township", 3, Coverage.FULL),
+            Level("village", "村", "village", 3, Coverage.FULL),
+            Level("cell", "单元", "cell", 3, Coverage.FULL),
+            Level("plot", "小区", "plot", 3, Coverage.REFINED),
+        ),
+    )
+    layers = tiny_layers()
+    # assign() evaluates in order: parent codes first, from the unchanged codes
+    village = layers["town"].assign(
+        parent_code=lambda f: f["code"], code=lambda f: f["code"] + "001"
+    )
+    cell = layers["grid"].assign(
+        code=lambda f: f["parent_code"] + "001" + f["code"].str[-3:],
+        parent_code=lambda f: f["parent_code"] + "001",
+    )
+    plot = layers["micro_grid"].assign(
+        code=lambda f: cell["code"].iloc[0] + f["code"].str[-3:],
+        parent_code=cell["code"].iloc[0],
+    )
+    system = GridSystem.from_layers(
+        {
+            "county": layers["banner"],
+            "township": layers["town"],
+            "village": village,
+            "cell": cell,
+            "plot": plot,
+        },
+        config,
+    )
+    page = embedded(render_html(coverage_map(system, language="en")))[0]
+    specs = {s["key"]: s for s in page["layers"]}
+    assert [s["key"] for s in page["layers"] if s["kind"] == "polygons"] == [
+        "cell",
+        "plot",
+        "village",
+        "township",
+    ]
+    roles = {k: (specs[k]["role"], specs[k]["label"], specs[k]["show"]) for k in specs}
+    assert roles["cell"] == ("grid", "Cell", True)
+    assert roles["township"] == ("top", "Township", True)
+    assert roles["village"] == ("mid", "Village", True)
+    assert roles["plot"] == ("fine", "Plot", False)
+    assert [f["properties"]["code"] for f in page["grid"]["features"]] == list(cell["code"])
+    assert [item[2] for item in page["places"]["items"]] == list(layers["town"]["name"])
+    with pytest.raises(GridgeoError, match="'grid'"):
+        coverage_map(system, layers=("grid",))
+    # a declared role wins over the default by position
+    declared = GridSystem(
+        system.levels, dataclasses.replace(config, roles=(("workload", "village"),))
+    )
+    page = embedded(render_html(coverage_map(declared)))[0]
+    assert [f["properties"]["code"] for f in page["grid"]["features"]] == list(village["code"])
+    assert {s["key"]: s["role"] for s in page["layers"]} == {
+        "village": "grid",
+        "plot": "fine",
+        "cell": "fine",
+        "township": "top",
+    }
+    assert [
+        s["key"] for s in embedded(render_html(coverage_map(system, layers=("plot",))))[0]["layers"]
+    ] == ["plot"]
+
+
+def test_english_map_speaks_english(demo):
+    m = coverage_map(demo.system, defects=demo.defects, language="en")
+    page = render_html(m)
+    config = embedded(page)[0]
+    cjk = re.compile(r"[\u3400-\u9fff]")
+    assert not cjk.search(config["title"]) and not cjk.search(scan(page).text["title"][0])
+    assert not any(cjk.search(v) for v in config["labels"].values())
+    assert not any(cjk.search(s["label"]) for s in config["layers"])
+    drawn = defect_layer(config)
+    assert not any(cjk.search(k["label"]) for k in drawn["kinds"] + drawn["severities"])
+    # towns are labelled with their pinyin in English, their names in Chinese
+    towns = demo.system["town"]
+    assert [i[2] for i in config["places"]["items"]] == list(towns["pinyin"])
+    chinese = embedded(render_html(coverage_map(demo.system, layers=("town",))))[0]
+    assert [i[2] for i in chinese["places"]["items"]] == list(towns["name"])
+    assert chinese["places"]["max_zoom"] >= 9
+    # each label sits inside its town
+    for (lat, lon, _), geometry in zip(
+        chinese["places"]["items"], towns.to_crs(4326).geometry, strict=True
+    ):
+        assert geometry.buffer(0.005).contains(shapely.Point(lon, lat))
+
+
+def test_needs_network():
+    system = tiny_system()
+    assert not needs_network(coverage_map(system))
+    assert needs_network(coverage_map(system, tiles="osm"))
+    assert needs_network(coverage_map(system, tiles="tianditu", tiles_key="k"))
+    assert needs_network(coverage_map(system, tiles="https://t.example/{z}/{x}/{y}.png"))
+    assert not needs_network(coverage_map(system, tiles="/tiles/{z}/{x}/{y}.png"))
+    assert not needs_network(coverage_map(system, tiles="./tiles/{z}/{x}/{y}.png"))
+
+
+def test_the_script_is_a_static_asset():
+    from gridgeo.assets import asset_text
+
+    script = asset_text("gridgeo.js")
+    assert "function gridgeoMap(map, cfg)" in script
+    assert "innerHTML" not in script  # text reaches the page via textContent only
+    page = render_html(coverage_map(tiny_system()))
+    assert page.count(script.strip()[:200]) == 1
+    assert page.count("function gridgeoMap(") == 1
+    assert asset_text("gridgeo.css").strip()[:120] in page
+    sources = (Path(gridgeo.maps.__file__).parent).glob("*.py")
+    assert not any("L.geoJSON" in p.read_text(encoding="utf-8") for p in sources)
+
+
+def test_points_without_a_crs_and_defects_without_columns_are_named_errors():
+    from gridgeo.errors import CrsError, SchemaError
+
+    naive = gpd.GeoDataFrame(geometry=shapely.points([(108.55, 40.77)] * 3))
+    with pytest.raises(CrsError, match="no CRS"):
+        coverage_map(tiny_system(), households=naive)
+    with pytest.raises(SchemaError, match=r"\['severity'\]"):
+        coverage_map(tiny_system(), defects=_payload_defects("x").drop(columns="severity"))

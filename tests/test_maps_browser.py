@@ -2,15 +2,16 @@
 
 Every request that is not for a local file is aborted and recorded, so a
 page that needs a CDN or leaks a request shows up here. The screenshot is
-written to ``outputs/coverage_map.png`` and compared with
-``tests/data/coverage_map_reference.png``; to re-create the reference after
-an intended change of the map's look, run this module once with
-``GRIDGEO_UPDATE_REFERENCE=1`` and review the new image.
+written to pytest's temporary folder (its path is printed when it differs)
+and compared with ``tests/data/coverage_map_reference.png``; to re-create the
+reference after an intended change of the map's look, run this module once
+with ``GRIDGEO_UPDATE_REFERENCE=1`` and review the new image.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 from contextlib import contextmanager
@@ -28,8 +29,9 @@ from shapely.geometry import shape
 
 from gridgeo.assign import assign, build_index
 from gridgeo.check import check_system
+from gridgeo.config import BANNER
 from gridgeo.demo import households, incidents, load_demo
-from gridgeo.maps import PALETTE, TEXT, coverage_map, render_html
+from gridgeo.maps import DEFECT_KINDS, PALETTE, SEVERITIES, TEXT, coverage_map, render_html
 from gridgeo.model import GridSystem
 from tests.test_maps import embedded, layer
 
@@ -45,8 +47,10 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1200, "height": 800}
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "coverage_map_reference.png"
-SCREENSHOT = ROOT / "outputs" / "coverage_map.png"
 ZH = TEXT["zh"]
+LEVEL = {level.name: level.label_zh for level in BANNER.levels}  # layer names in Chinese
+BACKGROUND = np.array([0xF4, 0xF4, 0xF1])  # the page's background colour
+CJK = re.compile(r"[\u3400-\u9fff]")
 PATHS = "path.leaflet-interactive"
 
 
@@ -171,9 +175,10 @@ def test_demo_map_draws_offline(browser, demo):
     config = demo.config
     grids = len(config["grid"]["features"])
     towns = len(layer(config, "town")["data"]["features"])
-    defect_features = layer(config, "defects")["data"]["features"]
+    defect_features = layer(config, "defects")["data"]["features"]["features"]
     # each defect row is one path: polygons and multipolygons one <path> each, points
-    # one SVG circle marker each (a GeometryCollection or MultiPoint would make more)
+    # one SVG circle marker each (a GeometryCollection or MultiPoint would make more);
+    # a defect too small to see gets one more: its circle (a "halo")
     kinds = {f["geometry"]["type"] for f in defect_features}
     assert kinds <= {"Polygon", "MultiPolygon", "Point", "LineString", "MultiLineString"}
     assert (grids, towns, len(defect_features)) == (662, 11, len(demo.defects))
@@ -184,7 +189,9 @@ def test_demo_map_draws_offline(browser, demo):
         assert seen.console_errors == []
         assert seen.external == []
         assert seen.requested == [demo.path.as_uri()]
-        assert paths(page) == grids + towns + len(defect_features)
+        halos = page.locator("path.gg-halo").count()
+        assert halos >= 2  # at least the two gaps are 0×0 px at this zoom
+        assert paths(page) == grids + towns + len(defect_features) + halos
         assert page.title() == config["title"]
         assert page.locator(".gg-title").first.inner_text() == config["title"]
         boxes = page.locator(".leaflet-control-layers-overlays input[type=checkbox]")
@@ -200,9 +207,9 @@ def test_micro_grid_layer_toggles(browser, demo):
     with visit(browser, demo.path, demo.name) as seen:
         page = seen.page
         before = paths(page)
-        checkbox(page, ZH["micro_grid"]).check()
+        checkbox(page, LEVEL["micro_grid"]).check()
         assert paths(page) == before + 897
-        checkbox(page, ZH["micro_grid"]).uncheck()
+        checkbox(page, LEVEL["micro_grid"]).uncheck()
         assert paths(page) == before
         assert seen.page_errors == [] and seen.console_errors == [] and seen.external == []
 
@@ -267,6 +274,7 @@ P_SCRIPT = "<script>window.__xss=1</script>"
 P_TICK = "`${window.__xss=1}`"
 P_CLOSE = '</script><img src=x onerror="window.__xss=1">'
 P_SVG = '<svg onload="window.__xss=1"></svg>'
+P_TEMPLATE = "{{ 7 * 191 }}幸福里{#3}号{% if 1 %}"  # a template would print 1337 or fail
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +289,7 @@ def xss(tmp_path_factory):
     banner["geometry"] = town.geometry.to_numpy()  # frames the map on the town
     big = grid.geometry.to_crs(32649).area.sort_values(ascending=False).index[:4]
     names = [P_IMG, P_SCRIPT, P_TICK, P_CLOSE]
-    leaders = [P_SVG, P_TICK, P_IMG, P_SCRIPT]
+    leaders = [P_SVG + P_TEMPLATE, P_TICK, P_IMG, P_SCRIPT + P_TEMPLATE]
     grid.loc[big, "name"] = names
     grid.loc[big, "leader"] = leaders
     town["name"] = P_CLOSE
@@ -331,7 +339,7 @@ def test_payloads_stay_text(browser, xss):
         assert P_IMG in page.locator(".gg-search li").first.inner_text()
 
         # open incidents (canvas markers; grids hidden so the markers get the mouse)
-        checkbox(page, ZH["grid"]).uncheck()
+        checkbox(page, LEVEL["grid"]).uncheck()
         checkbox(page, ZH["open"]).check()
         for _, event in xss.events.iterrows():
             text = hover(page, xss.name, event.geometry.x, event.geometry.y)
@@ -365,17 +373,17 @@ def test_plain_folium_draws_nothing_offline(browser, tmp_path):
 
 
 # -- the picture -----------------------------------------------------------------------
-def test_screenshot_matches_reference(browser, demo):
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+def test_screenshot_matches_reference(browser, demo, tmp_path):
+    screenshot = tmp_path / "coverage_map.png"
     with visit(browser, demo.path, demo.name) as seen:
-        seen.page.screenshot(path=str(SCREENSHOT), animations="disabled")
+        seen.page.screenshot(path=str(screenshot), animations="disabled")
         assert seen.page_errors == [] and seen.external == []
-    shot = np.asarray(Image.open(SCREENSHOT).convert("RGB"), dtype=np.int16)
+    shot = np.asarray(Image.open(screenshot).convert("RGB"), dtype=np.int16)
     assert shot.shape == (VIEWPORT["height"], VIEWPORT["width"], 3)
 
     # What a reader sees, whatever the reference: grid fills (60% over the
     # #f4f4f1 background) in at least five palette colours, and no blank page.
-    background = np.array([0xF4, 0xF4, 0xF1])
+    background = BACKGROUND
     share = []
     for colour in PALETTE:
         rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
@@ -386,7 +394,7 @@ def test_screenshot_matches_reference(browser, demo):
 
     if os.environ.get("GRIDGEO_UPDATE_REFERENCE") == "1":
         REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-        Image.open(SCREENSHOT).convert("RGB").quantize(
+        Image.open(screenshot).convert("RGB").quantize(
             256, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE
         ).save(REFERENCE, optimize=True)
     assert REFERENCE.exists(), f"no reference image {REFERENCE}"
@@ -396,5 +404,203 @@ def test_screenshot_matches_reference(browser, demo):
     diff = np.abs(shot - reference)
     mean = diff.mean() / 255
     changed = (diff.max(axis=2) > 64).mean()
-    assert mean < 0.03, f"mean absolute difference {mean:.2%} (see {SCREENSHOT})"
-    assert changed < 0.05, f"{changed:.2%} of pixels differ by more than 64 (see {SCREENSHOT})"
+    assert mean < 0.03, f"mean absolute difference {mean:.2%} (see {screenshot})"
+    assert changed < 0.05, f"{changed:.2%} of pixels differ by more than 64 (see {screenshot})"
+
+
+# -- defects: severity filter, minimum size --------------------------------------------
+def drawn_defects(page: Page) -> dict[int, float]:
+    """Defect index → largest on-screen extent (px) of its paths (shape and circle)."""
+    extents = page.locator("path.gg-defect").evaluate_all(
+        """ps => ps.map(p => { const r = p.getBoundingClientRect();
+               return [p.getAttribute('class'), Math.max(r.width, r.height)]; })"""
+    )
+    out: dict[int, float] = {}
+    for cls, extent in extents:
+        i = int(re.search(r"\bgg-d(\d+)\b", cls)[1])
+        out[i] = max(out.get(i, 0.0), extent)
+    return out
+
+
+def test_defects_filter_by_severity_and_stay_visible(browser, demo):
+    data = layer(demo.config, "defects")["data"]
+    features = data["features"]["features"]
+    severity = [f["properties"]["severity"] for f in features]
+    counts = {s["key"]: s["count"] for s in data["severities"]}
+    assert counts == {"error": severity.count("error"), "warning": severity.count("warning")}
+    assert counts["warning"] >= 2
+    with visit(browser, demo.path, demo.name) as seen:
+        page = seen.page
+        panel = page.locator(".gg-defects")
+        assert panel.locator(".gg-title").inner_text() == ZH["defects"]
+        # every defect is drawn, and none is smaller than the minimum on screen
+        extents = drawn_defects(page)
+        assert sorted(extents) == list(range(len(features)))
+        assert min(extents.values()) >= data["min_px"] - 1, extents
+        # the legend names each kind present, in Chinese, with its count
+        rows = panel.locator(".gg-kinds > div:not(:first-child)").all_inner_texts()
+        assert [r.strip() for r in rows] == [f"{k['label']} ({k['count']})" for k in data["kinds"]]
+        assert {k["label"] for k in data["kinds"]} <= {v[0] for v in DEFECT_KINDS.values()}
+        # the severity filter
+        warnings = page.get_by_role(
+            "checkbox", name=f"{SEVERITIES['warning'][0]} ({counts['warning']})", exact=True
+        )
+        warnings.uncheck()
+        assert set(drawn_defects(page)) == {i for i, s in enumerate(severity) if s == "error"}
+        warnings.check()
+        assert set(drawn_defects(page)) == set(range(len(features)))
+        # the panel goes with the layer
+        checkbox(page, ZH["defects"]).uncheck()
+        assert page.locator(".gg-defects").count() == 0 and drawn_defects(page) == {}
+        checkbox(page, ZH["defects"]).check()
+        assert page.locator(".gg-defects").count() == 1
+
+        # zoomed in on a gap, it is drawn as itself and its circle goes
+        gap = next(i for i, f in enumerate(features) if f["properties"]["fill"] == "#e31a1c")
+        assert page.locator(f"path.gg-halo.gg-d{gap}").count() == 1
+        west, south, east, north = shape(features[gap]["geometry"]).bounds
+        page.evaluate(
+            "([n, b]) => { window[n].fitBounds(b, {animate: false}); }",
+            [demo.name, [[south, west], [north, east]]],
+        )
+        settle(page, demo.name)
+        assert page.locator(f"path.gg-halo.gg-d{gap}").count() == 0
+        assert drawn_defects(page)[gap] > 100
+        assert seen.page_errors == [] and seen.console_errors == [] and seen.external == []
+
+
+# -- views and heat replace the pastel grid fill ---------------------------------------
+def grid_fill_opacities(page: Page) -> set[str]:
+    return set(
+        page.locator("path.gg-grid").evaluate_all(
+            "ps => ps.map(p => getComputedStyle(p).fillOpacity)"
+        )
+    )
+
+
+def pixel(page: Page, name: str, lon: float, lat: float) -> np.ndarray:
+    """The colour on screen at (lon, lat)."""
+    x, y = page.evaluate(
+        "([n, lat, lon]) => { const p = window[n].latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }",
+        [name, lat, lon],
+    )
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"), dtype=int)
+    return shot[round(y), round(x)]
+
+
+def test_a_view_replaces_the_grid_fill(browser, demo):
+    spec = layer(demo.config, "households_per_worker")
+    grids = demo.config["grid"]["features"]
+    # the largest grids, of a pastel far enough from the background for the
+    # pastel's contribution under the view (0.2 × 0.6 of it) to show
+    radius = [shapely.maximum_inscribed_circle(shape(g["geometry"]), 1e-5).length for g in grids]
+    pastel = np.array(
+        [[int(g["properties"]["fill"][i : i + 2], 16) for i in (1, 3, 5)] for g in grids]
+    )
+    visible = np.abs(pastel - BACKGROUND).max(axis=1) * 0.12 > 8
+    target = max((i for i in range(len(grids)) if visible[i]), key=radius.__getitem__)
+    lon, lat = inside(grids[target]["geometry"])
+    view = np.array([int(spec["data"]["fill"][target][i : i + 2], 16) for i in (1, 3, 5)])
+    with visit(browser, demo.path, demo.name) as seen:
+        page = seen.page
+        checkbox(page, LEVEL["town"]).uncheck()  # no town line or label on the pixel
+        checkbox(page, ZH["defects"]).uncheck()
+        page.mouse.move(27, 27)
+        assert grid_fill_opacities(page) == {"0.6"}
+        before = pixel(page, demo.name, lon, lat)
+        assert np.abs(before - np.round(0.6 * pastel[target] + 0.4 * BACKGROUND)).max() <= 3
+
+        checkbox(page, ZH["views"]["households_per_worker"]).check()
+        page.mouse.move(27, 27)
+        assert grid_fill_opacities(page) == {"0"}  # outlines stay: only the fill goes
+        assert set(
+            page.locator("path.gg-grid").evaluate_all(
+                "ps => ps.map(p => getComputedStyle(p).strokeOpacity)"
+            )
+        ) == {"1"}
+        # the colour seen is the view's over the background, as the legend shows it
+        assert (
+            np.abs(pixel(page, demo.name, lon, lat) - np.round(0.8 * view + 0.2 * BACKGROUND)).max()
+            <= 3
+        )
+        swatch = page.locator(".gg-legend i").first.evaluate("i => getComputedStyle(i).opacity")
+        assert swatch == "0.8"
+        checkbox(page, ZH["views"]["norm"]).check()
+        checkbox(page, ZH["views"]["households_per_worker"]).uncheck()
+        assert grid_fill_opacities(page) == {"0"}  # one view is still on
+        checkbox(page, ZH["views"]["norm"]).uncheck()
+        assert grid_fill_opacities(page) == {"0.6"}
+        assert seen.page_errors == [] and seen.console_errors == [] and seen.external == []
+
+
+def test_heat_is_drawn_above_the_grids(browser, demo):
+    with visit(browser, demo.path, demo.name) as seen:
+        page = seen.page
+        checkbox(page, ZH["households"]).check()
+        settle(page, demo.name)
+        assert grid_fill_opacities(page) == {"0"}
+        painted, above = page.evaluate(
+            """() => {
+                 const c = document.querySelector('.leaflet-ggHeat-pane canvas');
+                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 64) n++;
+                 const z = s => +getComputedStyle(document.querySelector(s)).zIndex;
+                 return [n, z('.leaflet-ggHeat-pane') > z('.leaflet-overlay-pane')];
+               }"""
+        )
+        assert above and painted > 20_000, painted
+        checkbox(page, ZH["households"]).uncheck()
+        assert grid_fill_opacities(page) == {"0.6"}
+        assert seen.page_errors == [] and seen.console_errors == [] and seen.external == []
+
+
+# -- language and place labels ---------------------------------------------------------
+def placeholder_room(page: Page) -> tuple[float, float]:
+    """Width of the search box's placeholder text and the room the box has for it."""
+    return page.evaluate(
+        """() => { const i = document.querySelector('.gg-search input'), s = getComputedStyle(i);
+                   const c = document.createElement('canvas').getContext('2d'); c.font = s.font;
+                   return [c.measureText(i.placeholder).width,
+                           i.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight)]; }"""
+    )
+
+
+def test_town_labels_at_banner_zoom(browser, demo):
+    towns = layer(demo.config, "town")["data"]["features"]
+    with visit(browser, demo.path, demo.name) as seen:
+        page = seen.page
+        assert page.evaluate("n => window[n].getZoom()", demo.name) <= 10
+        labels = page.locator(".gg-label span")
+        assert sorted(labels.all_inner_texts()) == sorted(t["properties"]["name"] for t in towns)
+        width, room = placeholder_room(page)
+        assert width <= room, (width, room)
+        page.evaluate("n => { window[n].setZoom(12, {animate: false}); }", demo.name)
+        settle(page, demo.name)
+        assert labels.count() == 0
+        page.evaluate("n => { window[n].setZoom(9, {animate: false}); }", demo.name)
+        settle(page, demo.name)
+        assert labels.count() == len(towns)
+        checkbox(page, LEVEL["town"]).uncheck()
+        assert labels.count() == 0
+        assert seen.page_errors == [] and seen.console_errors == [] and seen.external == []
+
+
+def test_english_map(browser, demo, tmp_path):
+    system = load_demo()
+    html = render_html(coverage_map(system, defects=demo.defects, language="en"))
+    path = tmp_path / "coverage_map_en.html"
+    path.write_text(html, encoding="utf-8")
+    config = embedded(html)[0]
+    with visit(browser, path, map_name(html)) as seen:
+        page = seen.page
+        assert page.title() == config["title"] and not CJK.search(page.title())
+        assert page.locator(".gg-title").first.inner_text() == config["title"]
+        search = page.locator(".gg-search input")
+        assert search.get_attribute("placeholder") == TEXT["en"]["search"]
+        width, room = placeholder_room(page)
+        assert width <= room, (width, room)
+        labels = page.locator(".gg-label span").all_inner_texts()
+        assert sorted(labels) == sorted(system["town"]["pinyin"])
+        controls = page.locator(".leaflet-control-layers, .gg-defects").all_inner_texts()
+        assert controls and not any(CJK.search(text) for text in controls), controls
+        assert seen.page_errors == [] and seen.console_errors == [] and seen.external == []
