@@ -961,3 +961,180 @@ def test_ring_that_cannot_close_is_a_geometry_error(tmp_path: Path) -> None:
     shp.write_bytes(data.replace(stand_in, struct.pack("<d", np.nan)))
     with pytest.raises(GeometryError, match=r"x\.shp, row 1: .*NaN"):
         read_layer(shp)
+
+
+# -- issue 9: real field names, real codes, real coordinates ------------------------------------
+def test_geopackage_with_cut_field_names_reads_as_a_system(
+    tmp_path: Path, system: GridSystem
+) -> None:
+    # exported by desktop GIS from a Shapefile: parent_cod and househol, in a GeoPackage
+    gpkg = tmp_path / "banner.gpkg"
+    for name, frame in system.levels.items():
+        cut = frame.rename(columns={"parent_code": "parent_cod", "households": "househol"})
+        pyogrio.write_dataframe(cut, gpkg, layer=name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "househol" could also be "household_id"
+        read = read_system(gpkg)
+    for name, frame in system.levels.items():
+        assert read[name]["parent_code"].tolist() == frame["parent_code"].tolist()
+        assert read[name]["households"].tolist() == frame["households"].tolist()
+
+
+def test_unrecognisable_parent_field_says_what_is_expected(
+    tmp_path: Path, system: GridSystem
+) -> None:
+    folder = write_system(system, tmp_path / "banner")
+    town = read_layer(folder / "town.shp").rename(columns={"parent_code": "PARENTCODE"})
+    write_layer(town, folder / "town.shp")
+    with pytest.raises(SchemaError) as caught:
+        read_system(folder)
+    message = str(caught.value)
+    assert "town.shp" in message
+    assert "'parent_code' is missing" in message
+    assert "'code', 'name', 'parent_code'" in message  # what every layer needs
+    assert "'parent_code' could be 'PARENTCODE'" in message  # the candidate found
+    assert "field_names={'parent_code': 'PARENTCODE'}" in message  # how to declare it
+    # and the declaration it proposes works
+    read = read_system(folder, field_names={"parent_code": "PARENTCODE"})
+    assert read["town"]["parent_code"].tolist() == system["town"]["parent_code"].tolist()
+    with cli_voice(), pytest.raises(SchemaError, match="--field-names"):
+        read_system(folder)
+
+
+def test_missing_field_without_a_lookalike_names_every_field_found(
+    tmp_path: Path, system: GridSystem
+) -> None:
+    gpkg = tmp_path / "banner.gpkg"
+    for name, frame in system.levels.items():
+        write_layer(frame.drop(columns="name") if name == "grid" else frame, gpkg, name)
+    with pytest.raises(SchemaError, match=r"layer 'grid'.*'name' is missing.*found \['code'"):
+        read_system(gpkg)
+
+
+def _national_config():
+    from gridgeo.config import Coverage, GridConfig, Level
+
+    # 统计用区划代码: county 6 + town 3 + village 3 (a county code with a leading zero,
+    # so lost zeros show)
+    return GridConfig(
+        root_code="050823",
+        root_name="测试县",
+        levels=(
+            Level("county", "县", "county", 6, Coverage.ROOT),
+            Level("township", "乡镇", "township", 3, Coverage.FULL),
+            Level("village", "村", "village", 3, Coverage.FULL),
+        ),
+        dual_sources=(),
+    )
+
+
+@pytest.mark.parametrize("suffix", ["shp", "gpkg"])
+def test_twelve_digit_codes_stored_as_numbers_read_back_with_their_zeros(
+    tmp_path: Path, suffix: str
+) -> None:
+    config = _national_config()
+    county = _layer(
+        [{"code": 50823, "name": "县", "parent_code": None}], [(108.5, 40.7, 108.7, 40.8)]
+    )
+    towns = _layer(
+        [{"code": 50823100 + i, "name": f"镇{i}", "parent_code": 50823} for i in range(2)],
+        [(108.5, 40.7, 108.6, 40.8), (108.6, 40.7, 108.7, 40.8)],
+    )
+    villages = _layer(
+        [
+            {"code": (50823100 + i) * 1000 + 1, "name": f"村{i}", "parent_code": 50823100 + i}
+            for i in range(2)
+        ],
+        [(108.5, 40.7, 108.6, 40.8), (108.6, 40.7, 108.7, 40.8)],
+    )
+    layers = {"county": county, "township": towns, "village": villages}
+    if suffix == "shp":
+        folder = tmp_path / "system"
+        folder.mkdir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # GDAL cuts parent_code to parent_cod
+            for name, frame in layers.items():
+                pyogrio.write_dataframe(frame, folder / f"{name}.shp", encoding="UTF-8")
+        assert pyogrio.read_dataframe(folder / "village.shp")["code"].dtype.kind in "if"
+        path = folder
+    else:
+        path = tmp_path / "system.gpkg"
+        for name, frame in layers.items():
+            pyogrio.write_dataframe(frame, path, layer=name)
+    read = read_system(path, config)
+    assert read["county"]["code"].tolist() == ["050823"]
+    assert read["township"]["code"].tolist() == ["050823100", "050823101"]
+    assert read["village"]["code"].tolist() == ["050823100001", "050823101001"]
+    assert read["village"]["parent_code"].tolist() == ["050823100", "050823101"]
+
+
+def _shift(frame: gpd.GeoDataFrame, function) -> gpd.GeoDataFrame:
+    def move(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(function(xy[:, 0], xy[:, 1]))
+
+    return frame.set_geometry(shapely.transform(frame.geometry.to_numpy(), move), crs=frame.crs)
+
+
+def _metres_apart(a: gpd.GeoSeries, b: gpd.GeoSeries) -> float:
+    """The largest distance between corresponding vertices, in metres (roughly)."""
+    xa, xb = shapely.get_coordinates(a.to_numpy()), shapely.get_coordinates(b.to_numpy())
+    assert xa.shape == xb.shape
+    metres = np.abs(xa - xb) * [111_320 * np.cos(np.radians(xa[:, 1].mean())), 110_574]
+    return float(np.hypot(metres[:, 0], metres[:, 1]).max())
+
+
+@pytest.mark.parametrize(
+    ("coords", "shift"),
+    [("gcj02", "wgs84_to_gcj02"), ("bd09", "wgs84_to_bd09"), ("AMap", "wgs84_to_gcj02")],
+)
+def test_gcj02_and_bd09_layers_are_converted_on_read(
+    tmp_path: Path, system: GridSystem, coords: str, shift: str
+) -> None:
+    import gridgeo.crs
+
+    grid = system["grid"].to_crs("EPSG:4326")
+    # long straight edges, densified as real borders are: every vertex converted
+    grid = grid.set_geometry(shapely.segmentize(grid.geometry.to_numpy(), 0.002), crs=grid.crs)
+    shifted = _shift(grid, getattr(gridgeo.crs, shift))
+    assert 300 < _metres_apart(shifted.geometry, grid.geometry) < 2000  # really shifted
+    gpkg = tmp_path / "grid.gpkg"
+    pyogrio.write_dataframe(shifted, gpkg)
+    got = read_layer(gpkg, coords=coords)
+    assert _metres_apart(got.geometry, grid.geometry) < 0.01
+    assert str(got.crs) == "EPSG:4326"  # the file's geographic CRS is kept
+    assert got["code"].tolist() == grid["code"].tolist()
+    assert _metres_apart(read_layer(gpkg).geometry, shifted.geometry) == 0  # not asked: as stored
+
+
+def test_read_system_converts_every_layer(tmp_path: Path, system: GridSystem) -> None:
+    from gridgeo.crs import wgs84_to_gcj02
+
+    folder = tmp_path / "amap"
+    layers = _all_layers(system)
+    write_system(
+        system.replace(**{n: _shift(f, wgs84_to_gcj02) for n, f in layers.items()}), folder
+    )
+    read = read_system(folder, coords="gcj02")
+    for name, got in _all_layers(read).items():
+        # Shapefile rings run the other way: compare shapes, not vertex order
+        apart = shapely.hausdorff_distance(
+            got.geometry.to_numpy(), layers[name].geometry.to_numpy()
+        )
+        assert apart.max() * 111_320 < 0.01, name
+
+
+def test_coords_on_a_projected_layer_is_refused(tmp_path: Path, system: GridSystem) -> None:
+    shp = write_layer(system["town"].to_crs("EPSG:4545"), tmp_path / "town.shp")
+    with pytest.raises(CrsError, match=r"town\.shp.*coords='gcj02'.*projected CRS EPSG:4545"):
+        read_layer(shp, coords="gcj02")
+    with cli_voice(), pytest.raises(CrsError, match="--coords 'gcj02'"):
+        read_layer(shp, coords="gcj02")
+    assert read_layer(shp).crs.to_epsg() == 4545
+
+
+def test_unknown_coords_is_refused(tmp_path: Path, system: GridSystem) -> None:
+    shp = write_layer(system["town"], tmp_path / "town.shp")
+    with pytest.raises(
+        CrsError, match=r"town\.shp: unknown coordinate system coords='google'.*gcj02"
+    ):
+        read_layer(shp, coords="google")

@@ -17,9 +17,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
+from pyproj import CRS
 from shapely.errors import ShapelyError
 
-from gridgeo.config import BANNER, GridConfig
+from gridgeo.codes import as_text
+from gridgeo.config import BANNER, GridConfig, Level
+from gridgeo.crs import COORDINATE_SYSTEMS, to_wgs84
 from gridgeo.errors import CrsError, DataFileError, LayerError, option
 from gridgeo.io.formats import (
     canonical_crs,
@@ -30,7 +34,12 @@ from gridgeo.io.formats import (
     read_ogr,
     unreachable,
 )
-from gridgeo.io.shapefile import no_encoding_outside_shapefiles, read_shapefile, recognise_fields
+from gridgeo.io.shapefile import (
+    no_encoding_outside_shapefiles,
+    read_shapefile,
+    recognise_fields,
+    require_fields,
+)
 from gridgeo.model import SOURCE_LAYERS, GridSystem
 
 __all__ = ["read_layer", "read_system"]
@@ -44,6 +53,7 @@ def read_system(
     encoding: str | None = None,
     field_names: Mapping[str, str] | None = None,
     sources: Iterable[str] = SOURCE_LAYERS,
+    coords: str | None = None,
 ) -> GridSystem:
     """Read a grid system from a Shapefile folder, a GeoPackage or a GeoParquet folder.
 
@@ -75,6 +85,11 @@ def read_system(
         written (extends ``config.shapefile_fields``).
     sources:
         Names of the non-level layers to read as source layers.
+    coords:
+        The coordinate system the longitudes and latitudes are really in, when
+        it is not what the files' CRS says: ``"gcj02"`` for layers drawn on or
+        downloaded from AMap (Gaode) or Tencent, ``"bd09"`` for Baidu. Every
+        layer is converted to WGS-84 on read (see :func:`read_layer`).
 
     Returns
     -------
@@ -89,8 +104,12 @@ def read_system(
         has an unknown format, or a file is truncated or damaged.
     LayerError
         A level is missing.
+    SchemaError
+        A layer lacks ``code``, ``name`` or ``parent_code`` under any name
+        gridgeo recognises; the message names the fields that look like them.
     CrsError
-        A layer has no CRS (a Shapefile without ``.prj``) or an unreadable one.
+        A layer has no CRS (a Shapefile without ``.prj``) or an unreadable
+        one, or ``coords`` is given for a layer in a projected CRS.
     EncodingError
         A Shapefile's encoding cannot be determined or does not fit its bytes.
 
@@ -144,9 +163,13 @@ def read_system(
             encoding=encoding,
             config=config,
             field_names=field_names,
+            coords=coords,
         )
         for name in order
     }
+    for name, frame in layers.items():
+        where = f"{files[name]}, layer {name!r}" if path.is_file() else str(files[name])
+        require_fields(frame, where, config, field_names)
     return GridSystem.from_layers(layers, config, strict=strict, origin=str(path))
 
 
@@ -180,6 +203,7 @@ def read_layer(
     encoding: str | None = None,
     config: GridConfig = BANNER,
     field_names: Mapping[str, str] | None = None,
+    coords: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read one layer from a ``.shp``, ``.gpkg``, ``.parquet`` or ``.geojson`` file.
 
@@ -207,11 +231,26 @@ def read_layer(
         Supplies the Shapefile field-name mapping and the code widths.
     field_names:
         Extra column → DBF field name mapping (extends ``config.shapefile_fields``).
+    coords:
+        The system the longitudes and latitudes are really in when the file's
+        geographic CRS (usually EPSG:4326) does not say it: ``"gcj02"`` (also
+        ``"amap"``, ``"gaode"``, ``"tencent"``) or ``"bd09"`` (``"baidu"``).
+        Every vertex is converted to WGS-84 with :func:`gridgeo.crs.to_wgs84`
+        (to about 0.1 mm); the layer keeps its CRS. Unconverted GCJ-02 lies
+        300–700 m off, enough to turn shared borders into gaps and overlaps.
+        ``None`` (default), ``"wgs84"`` or ``"cgcs2000"`` leave coordinates as stored.
 
     Returns
     -------
     geopandas.GeoDataFrame
         With a CRS (a layer without one is a :class:`CrsError`).
+
+    Raises
+    ------
+    CrsError
+        The layer has no CRS or an unreadable one; ``coords`` is not a known
+        system, or is given for a layer in a projected CRS (GCJ-02 and BD-09
+        are longitudes and latitudes).
 
     Example
     -------
@@ -268,12 +307,46 @@ def read_layer(
     if frame.crs is None:
         raise CrsError(no_crs_message(path, where, kind))
     frame = recognise_fields(canonical_crs(frame), config, field_names)
-    return _codes_as_text(frame, name, config)
+    return _codes_as_text(_to_wgs84(frame, coords, where), name, config)
+
+
+# -- coordinates ---------------------------------------------------------------------------
+def _to_wgs84(frame: gpd.GeoDataFrame, coords: str | None, where: str) -> gpd.GeoDataFrame:
+    """``frame`` with every vertex converted from ``coords`` (GCJ-02, BD-09) to WGS-84."""
+    if coords is None:
+        return frame
+    if not isinstance(coords, str) or coords.strip().lower() not in COORDINATE_SYSTEMS:
+        raise CrsError(
+            f"{where}: unknown coordinate system {option('coords', str(coords))}. Use "
+            f"{option('coords', 'gcj02')} for AMap, Gaode or Tencent data, "
+            f"{option('coords', 'bd09')} for Baidu data, or leave it out for WGS-84 and "
+            f"CGCS2000 (names accepted: {', '.join(COORDINATE_SYSTEMS)})."
+        )
+    crs = CRS.from_user_input(frame.crs)
+    if not crs.is_geographic:
+        raise CrsError(
+            f"{where}: {option('coords', coords)} converts longitudes and latitudes, but "
+            f"this layer is in the projected CRS {crs.to_string()} ({crs.name}). GCJ-02 "
+            "and BD-09 exist only as longitude/latitude: leave the option out, or pass "
+            "the layer as it came from AMap or Baidu, in degrees."
+        )
+    if frame.empty:
+        return frame
+
+    def convert(xy: np.ndarray) -> np.ndarray:
+        out = xy.copy()  # a third column (heights of a PolygonZ) is kept as it is
+        out[:, 0], out[:, 1] = to_wgs84(xy[:, 0], xy[:, 1], coords)
+        return out
+
+    moved = shapely.transform(frame.geometry.to_numpy(), convert, include_z=None)
+    frame = frame.copy()
+    frame[frame.geometry.name] = gpd.GeoSeries(moved, index=frame.index, crs=frame.crs)
+    return frame
 
 
 # -- codes ---------------------------------------------------------------------------------
 def _codes_as_text(frame: gpd.GeoDataFrame, layer: str, config: GridConfig) -> gpd.GeoDataFrame:
-    """``code`` / ``parent_code`` as text; numbers zero-padded to the level's code widths.
+    """``code`` / ``parent_code`` as text (:func:`gridgeo.codes.as_text`), padded to the level's widths.
 
     A driver may hand back codes as integers or floats (a DBF numeric field, a
     GeoJSON number); the leading zeros they lost are restored from the width
@@ -283,8 +356,8 @@ def _codes_as_text(frame: gpd.GeoDataFrame, layer: str, config: GridConfig) -> g
     if layer in config.level_names:
         parent = config.parent(layer)
         widths = {
-            "code": config.level(layer).code_length,
-            "parent_code": parent.code_length if parent else 0,
+            "code": _stored_width(config.level(layer)),
+            "parent_code": _stored_width(parent) if parent else 0,
         }
     columns = [
         column
@@ -299,23 +372,10 @@ def _codes_as_text(frame: gpd.GeoDataFrame, layer: str, config: GridConfig) -> g
         return frame
     frame = frame.copy()
     for column in columns:
-        width = widths[column]
-        frame[column] = frame[column].astype(object).map(lambda v, w=width: _code_text(v, w))
+        frame[column] = as_text(frame[column], widths[column])
     return frame
 
 
-def _code_text(value: object, width: int) -> object:
-    """A numeric code as zero-padded text; anything else unchanged (NaN → ``None``)."""
-    if isinstance(value, bool | np.bool_):
-        return value
-    if isinstance(value, int | np.integer):
-        text = str(int(value))
-    elif isinstance(value, float | np.floating):
-        if not np.isfinite(value):
-            return None
-        if not float(value).is_integer():
-            return value  # not a code at all; the code checks report it
-        text = str(int(value))
-    else:
-        return value
-    return text.zfill(width) if width else text
+def _stored_width(level: Level) -> int:
+    """Digits of the codes ``level`` stores (a root code ``150800`` keeps its zeros)."""
+    return getattr(level, "code_width", 0) or level.code_length

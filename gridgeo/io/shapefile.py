@@ -15,6 +15,7 @@ Reading a Shapefile goes through three checks before GDAL sees it:
 from __future__ import annotations
 
 import codecs
+import difflib
 import os
 import struct
 import warnings
@@ -468,7 +469,10 @@ def recognise_fields(
     """
     mapping = _field_mapping(config, field_names)
     known = list(dict.fromkeys([*REQUIRED_COLUMNS, *mapping]))
-    declared = {short: long for long, short in mapping.items() if short != long}
+    # both the configured and the extra short name read back: field_names={'parent_code':
+    # 'PARENTCODE'} for one layer must not stop 'parent' being read in the others
+    pairs = [*config.shapefile_fields, *(field_names or {}).items()]
+    declared = {short: long for long, short in pairs if short != long}
     geometry = frame.geometry.name
     columns = [c for c in frame.columns if isinstance(c, str) and c != geometry]
     taken = set(frame.columns)
@@ -482,6 +486,73 @@ def recognise_fields(
         renames[column] = target
         taken.add(target)
     return frame.rename(columns=renames) if renames else frame
+
+
+def require_fields(
+    frame: gpd.GeoDataFrame,
+    where: str,
+    config: GridConfig,
+    field_names: Mapping[str, str] | None,
+    required: tuple[str, ...] = REQUIRED_COLUMNS,
+) -> None:
+    """:class:`SchemaError` when ``frame`` (after :func:`recognise_fields`) lacks a ``required`` column.
+
+    The message names the columns expected, the columns found, and for each
+    missing one the found columns that look like it (a cut that is too short
+    or too odd to be recognised, ``parent_c`` or ``PARENTCOD``), with the
+    ``field_names`` mapping that declares it.
+
+    Example
+    -------
+    >>> from shapely import box
+    >>> from gridgeo.config import BANNER
+    >>> frame = gpd.GeoDataFrame(
+    ...     {"code": ["1"], "name": ["a"], "parent_c": [""]}, geometry=[box(0, 0, 1, 1)]
+    ... )
+    >>> require_fields(frame, "town.shp", BANNER, None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gridgeo.errors.SchemaError: town.shp: column 'parent_code' is missing...could be 'parent_c'...
+    """
+    absent = [name for name in required if name not in frame.columns]
+    if not absent:
+        return
+    geometry = frame.geometry.name
+    found = [c for c in frame.columns if c != geometry]
+    known = set(_field_mapping(config, field_names)) | set(required)
+    spare = [c for c in found if isinstance(c, str) and c not in known]
+    looks = {name: _lookalikes(name, spare) for name in absent}
+    hints = [
+        f"{name!r} could be {' or '.join(repr(c) for c in columns)}"
+        for name, columns in looks.items()
+        if columns
+    ]
+    example = next(((n, c[0]) for n, c in looks.items() if c), (absent[0], "YOUR_FIELD"))
+    declare = f"{option('field_names')}{{{example[0]!r}: {example[1]!r}}}"
+    raise SchemaError(
+        f"{where}: column{'s' if len(absent) > 1 else ''} "
+        f"{', '.join(repr(n) for n in absent)} {'are' if len(absent) > 1 else 'is'} missing. "
+        f"Every layer needs {', '.join(repr(n) for n in required)} (parent_code empty "
+        f"for the top level); gridgeo also recognises these names cut to 8–10 "
+        f"characters by other software ('parent_cod') and in any letter case. It "
+        f"found {found}"
+        + (f"; of those, {'; '.join(hints)}" if hints else "")
+        + f". Declare which field holds each column, e.g. {declare}, or rename the "
+        "fields in your GIS."
+    )
+
+
+def _lookalikes(name: str, columns: list[str]) -> list[str]:
+    """``columns`` that may be ``name`` under another spelling: a prefix, a cut, a near miss."""
+    key = name.lower().replace("_", "")
+    out = []
+    for column in columns:
+        other = column.lower().replace("_", "")
+        if len(other) >= 3 and (key.startswith(other) or other.startswith(key)):
+            out.append(column)
+    near = difflib.get_close_matches(name.lower(), [c.lower() for c in columns], n=3, cutoff=0.6)
+    out += [c for c in columns if c.lower() in near and c not in out]
+    return out
 
 
 def _long_name(column: str, known: list[str], field_names: Mapping[str, str] | None) -> str | None:
