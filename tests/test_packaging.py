@@ -162,10 +162,10 @@ def test_the_suite_runs_every_docstring_example():
     assert "gridgeo" in pytest_options["testpaths"]
     # No --doctest-modules on the command line: the configuration alone collects them.
     collected = _run(sys.executable, "-m", "pytest", "--collect-only", "-q",
-                     "-p", "no:cacheprovider", "gridgeo/__init__.py", "gridgeo/demo.py",
+                     "-p", "no:cacheprovider", "gridgeo/__init__.py", "gridgeo/demo/files.py",
                      cwd=ROOT).stdout  # fmt: skip
     assert "gridgeo/__init__.py::gridgeo.load_demo" in collected
-    assert "gridgeo/demo.py::gridgeo.demo.load_demo" in collected
+    assert "gridgeo/demo/files.py::gridgeo.demo.files.load_demo" in collected
 
 
 def test_doctests_write_into_a_temporary_folder(tmp_path):
