@@ -312,12 +312,30 @@ _LEVEL_HEADERS = {
 }
 
 
+def _config(args: argparse.Namespace):
+    """The configuration of ``--config FILE.toml``, or the banner's."""
+    from gridgeo.config import BANNER, GridConfig
+
+    if not getattr(args, "config", None):
+        return BANNER
+    _check_inputs({"--config": args.config})
+    return GridConfig.from_toml(args.config)
+
+
+def _read(path: str, config, **options):
+    """The grid system at ``path``, as ``config`` describes it (levels and dual sources)."""
+    from gridgeo.io import read_system
+
+    return read_system(path, config, sources=config.dual_sources, **options)
+
+
 def _towns(system) -> pd.DataFrame | None:
-    """The towns with their staffing (when the grid attributes carry it)."""
-    levels = system.config.level_names
-    if len(levels) < 3:
+    """The districts (the banner's towns) with their staffing, when the attributes carry it."""
+    from gridgeo.config import Role
+
+    town, grid = system.config.role_name(Role.DISTRICT), system.config.role_name(Role.WORKLOAD)
+    if town is None or grid is None:
         return None
-    town, grid = levels[1], levels[2]
     columns = ["name", "households", "residents", "workers"]
     if any(c not in system[town] for c in columns):
         return None
@@ -335,7 +353,10 @@ def _print_summary(system, ui: _Ui) -> None:
     if towns is not None:
         # 80 columns: the residents' share is left to --format json/csv.
         shown = towns[["name", "households", "residents", "grids", "workers", "workers_per_grid"]]
-        ui.show(shown.rename(columns={"workers_per_grid": "per grid"}), "苏木镇 towns")
+        from gridgeo.config import Role
+
+        district = system.config.role(Role.DISTRICT)
+        ui.show(shown.rename(columns={"workers_per_grid": "per grid"}), district.label)
 
 
 def _system_payload(system) -> dict:
@@ -351,10 +372,8 @@ def _system_payload(system) -> dict:
 
 
 def _cmd_info(args: argparse.Namespace, ui: _Ui) -> int:
-    from gridgeo.io import read_system
-
     _check_inputs({"grid system": args.data})
-    system = read_system(args.data, strict=not args.lenient, encoding=args.encoding)
+    system = _read(args.data, _config(args), strict=not args.lenient, encoding=args.encoding)
     if ui.format == "json":
         ui.emit_json(_system_payload(system))
     elif ui.format == "csv":
@@ -399,14 +418,14 @@ def _cmd_demo(args: argparse.Namespace, ui: _Ui) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
-    with ui.status("checking the banner and its dirty variant …"):
+    with ui.status("checking the demo and its dirty variant …"):
         clean = check_system(system)
         dirty = check_system(demo.load_demo("dirty", data_dir=data_dir))
     write_layer(dirty.defects, out / "dirty_defects.gpkg")
     write_layer(clean.defects, out / "dual_grid_findings.gpkg")
     written += ["dirty_defects.gpkg", "dual_grid_findings.gpkg"]
     ui.note(
-        f"check: clean banner {clean.errors} errors ({len(clean.defects)} dual-grid findings); "
+        f"check: clean demo {clean.errors} errors ({len(clean.defects)} dual-grid findings); "
         f"dirty variant {dirty.errors} errors in {len(dirty.defects)} findings"
     )
 
@@ -566,7 +585,7 @@ def _defect_rows(defects) -> pd.DataFrame:
 
 def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.check import check_system
-    from gridgeo.io import read_system, write_layer
+    from gridgeo.io import write_layer
 
     inputs = _check_inputs({"grid system": args.data})
     out = Path(args.out) if args.out else None
@@ -591,9 +610,10 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
         outputs.append(_Output("--summary", summary_path, (".json",)))
     _check_outputs(outputs, inputs)
 
-    system = read_system(args.data, strict=False, encoding=args.encoding)
+    config = _config(args)
+    system = _read(args.data, config, strict=False, encoding=args.encoding)
     with ui.status("checking …"):
-        report = check_system(system, dual=not args.no_dual)
+        report = check_system(system, dual=not args.no_dual and bool(config.dual_sources))
     payload = report.to_dict()
     if not report.crosswalk.empty:
         payload["crosswalk_rows"] = len(report.crosswalk)
@@ -680,16 +700,17 @@ def _point_chunks(args: argparse.Namespace) -> Iterator:
 
 def _cmd_assign(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.assign import assign, build_index, check_placed
-    from gridgeo.io import open_writer, read_system
+    from gridgeo.io import open_writer
     from gridgeo.io.stream import STREAM_SUFFIXES
 
     inputs = _check_inputs({"points table": args.points, "--grids": args.grids})
     out = Path(args.out)
     _check_outputs([_Output("-o/--out", out, STREAM_SUFFIXES)], inputs)
+    config = _config(args)
     _parse_crs(args.crs)
     chunks = _point_chunks(args)  # checks the table (encoding, columns) before the long work
     try:
-        system = read_system(args.grids, encoding=args.grids_encoding)
+        system = _read(args.grids, config, encoding=args.grids_encoding)
     except EncodingError as exc:
         raise EncodingError(
             f"{exc} (for the grid system given by --grids, the option is --grids-encoding)"
@@ -698,7 +719,7 @@ def _cmd_assign(args: argparse.Namespace, ui: _Ui) -> int:
     tally = None
     with _progress(ui) as advance, open_writer(out, config=system.config) as writer:
         for chunk in chunks:
-            # A chunk may lie wholly outside the banner (a sorted file): the whole
+            # A chunk may lie wholly outside the root polygon (a sorted file): the whole
             # table is checked once, below, before anything is moved into place.
             result = assign(
                 chunk,
@@ -750,7 +771,7 @@ def _progress(ui: _Ui) -> Iterator[Callable[[int], None]]:
 def _cmd_map(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.assign import assign, build_index
     from gridgeo.check import check_system
-    from gridgeo.io import read_points, read_system, write_html
+    from gridgeo.io import read_points, write_html
     from gridgeo.maps import coverage_map, render_html
 
     inputs = _check_inputs(
@@ -764,7 +785,7 @@ def _cmd_map(args: argparse.Namespace, ui: _Ui) -> int:
     out = Path(args.out)
     _check_outputs([_Output("-o/--out", out, (".html", ".htm"))], inputs)
 
-    system = read_system(args.data, strict=False, encoding=args.encoding)
+    system = _read(args.data, _config(args), strict=False, encoding=args.encoding)
     index = None
     homes = events = defects = None
     if args.households or args.incidents:
@@ -797,6 +818,36 @@ def _cmd_map(args: argparse.Namespace, ui: _Ui) -> int:
     else:
         offline = "works offline"
     ui.note(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {offline})")
+    return 0
+
+
+# -- init ---------------------------------------------------------------------------------------
+def _cmd_init(args: argparse.Namespace, ui: _Ui) -> int:
+    from gridgeo.config import GridConfig
+    from gridgeo.io import read_layer
+    from gridgeo.io.formats import folder_layers, gpkg_layers
+
+    inputs = _check_inputs({"data": args.data})
+    out = Path(args.out)
+    _check_outputs([_Output("-o/--out", out, (".toml",))], inputs)
+    path = Path(args.data)
+    if path.is_file():
+        if path.suffix.lower() != ".gpkg":
+            raise DataFileError(
+                f"{path}: gridgeo init reads a GeoPackage (.gpkg) or a folder of "
+                "Shapefiles or GeoParquet files; give one of those."
+            )
+        files = {name: (path, name) for name in gpkg_layers(path)}
+    else:
+        files = {name: (file, None) for name, file in folder_layers(path).items()}
+    layers = {
+        name: read_layer(file, layer, encoding=args.encoding)
+        for name, (file, layer) in files.items()
+    }
+    config = GridConfig.infer(layers)
+    _write_text(out, config.to_toml())
+    levels = " → ".join(f"{lv.name} ({lv.code_width})" for lv in config.levels)
+    ui.note(f"wrote {out}: {levels}; check the guesses, then pass --config {out}")
     return 0
 
 
@@ -858,6 +909,10 @@ def build_parser() -> argparse.ArgumentParser:
         "text encoding of the grid system's Shapefiles, e.g. GBK or UTF-8 "
         "(default: detected per file)"
     )
+    config_help = (
+        "configuration file of the grid system's levels, codes and roles (TOML, "
+        "written by `gridgeo init`; default: the banner's)"
+    )
 
     p = _subparser(
         sub,
@@ -903,6 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dual", action="store_true", help="skip the dual-grid (双网合一) check")
     p.add_argument("--limit", type=int, default=40, help="rows of the table to print (default 40)")
     p.add_argument("--encoding", help=encoding_help)
+    p.add_argument("--config", help=config_help)
     _format_option(p)
     p.set_defaults(func=_cmd_check)
 
@@ -957,6 +1013,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoding", help="text encoding of a CSV points table (default: UTF-8, else GB18030)"
     )
     p.add_argument("--grids-encoding", help=encoding_help)
+    p.add_argument("--config", help=config_help)
     p.add_argument(
         "--chunk-size",
         type=int,
@@ -1004,6 +1061,7 @@ def build_parser() -> argparse.ArgumentParser:
     layers = p.add_argument("--layers", help="comma-separated layers to include")
     layers.lazy_help = _layers_help
     p.add_argument("--encoding", help=encoding_help)
+    p.add_argument("--config", help=config_help)
     p.add_argument(
         "--points-encoding",
         help="text encoding of the --households / --incidents CSV tables "
@@ -1024,8 +1082,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")
     p.add_argument("--lenient", action="store_true", help="do not reject code defects on load")
     p.add_argument("--encoding", help=encoding_help)
+    p.add_argument("--config", help=config_help)
     _format_option(p)
     p.set_defaults(func=_cmd_info)
+
+    p = _subparser(
+        sub,
+        "init",
+        "write a configuration file (levels, code widths, roles) for your data",
+        "Reads every layer of a GeoPackage or a folder of Shapefiles or GeoParquet\n"
+        "files and writes a commented TOML configuration: the layers with codes as\n"
+        "levels in order of code width, each level's digits, the root code and name,\n"
+        "the dual-grid source layers. Check the guesses, then pass it to every\n"
+        "command with --config. Without --config gridgeo expects the banner's levels.",
+        "  gridgeo init city.gpkg -o city.toml\n  gridgeo check city.gpkg --config city.toml\n",
+    )
+    p.add_argument("data", help="GeoPackage, or folder of Shapefiles or GeoParquet files")
+    p.add_argument(
+        "-o", "--out", default="gridgeo.toml", help="the file to write (default gridgeo.toml)"
+    )
+    p.add_argument("--encoding", help=encoding_help)
+    p.set_defaults(func=_cmd_init)
     return parser
 
 

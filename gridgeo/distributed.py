@@ -150,9 +150,9 @@ def assign_parquet(
         or ``out_path`` cannot be replaced.
     CrsError
         The points have no CRS; or, with ``out_path``, not one valid point
-        falls in or near the banner (as :func:`~gridgeo.assign.assign`). A
+        falls in or near the root polygon (as :func:`~gridgeo.assign.assign`). A
         lazy result cannot make that last check, which needs every
-        partition: a partition of points all outside the banner is assigned
+        partition: a partition of points all outside the root polygon is assigned
         as such, not refused, so look at ``assign_status``.
     GridgeoError
         Any other bad input, raised as the original gridgeo error (not
@@ -239,7 +239,7 @@ def _assign_partition(
     try:
         out = assign(part, index.system, index=index, **kwargs)
     except CrsError:
-        # assign refuses a batch in which no valid point lands in the banner
+        # assign refuses a batch in which no valid point lands in the root polygon
         # (a wrong CRS). One partition may legitimately hold only such points
         # (the whole set is checked after the run), so try again with one point
         # known to be inside added; any other CrsError is raised again as is.
@@ -260,7 +260,7 @@ def _assign_partition(
 
 
 def _sentinel(index: GridIndex, crs, coords: str | None) -> shapely.Point:
-    """A point deep inside the banner, in the points' CRS (and ``coords`` system)."""
+    """A point deep inside the root polygon, in the points' CRS (and ``coords`` system)."""
     outline = index.outline
     parts = shapely.get_parts(outline)
     largest = parts[np.argmax(shapely.area(parts))]

@@ -1,8 +1,11 @@
 """The dual grid (双网合一) against the two source layers it was merged from.
 
-Before the merge the party-building side (党建网格, layer ``party_grid``) and
-the sanitation side (卫生网格, layer ``sanitation_grid``) each drew their own
-grids. :func:`check_dual_grid` relates every merged grid to the source grids
+Before the merge the party-building side (党建网格, the banner's layer
+``party_grid``) and the sanitation side (卫生网格, ``sanitation_grid``) each drew
+their own grids. Which two layers they are, and which level is their merge
+(the workload level), the configuration says
+(:attr:`~gridgeo.config.GridConfig.dual_sources`,
+:meth:`~gridgeo.config.GridConfig.role`). :func:`check_dual_grid` relates every merged grid to the source grids
 it came from and reports where the layers really disagree, as opposed to
 where they were merely digitised a few metres apart:
 
@@ -18,7 +21,7 @@ where they were merely digitised a few metres apart:
     that of its main source grid (Hausdorff distance).
 ``digitising_noise`` (info)
     The Hausdorff distances at or below ``tolerances.noise``, summarised per
-    town and source layer instead of one row per grid.
+    district (the banner's towns) and source layer instead of one row per grid.
 ``source_mismatch`` (warning)
     Area covered by one source layer and not by the other, wider than
     ``tolerances.noise``.
@@ -58,11 +61,11 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from gridgeo.config import BANNER, GridConfig, Tolerances
+from gridgeo.config import BANNER, GridConfig, Role, Tolerances
 from gridgeo.crs import require_crs, to_metric
 from gridgeo.defects import defect_frame, polygon_width
-from gridgeo.errors import CrsError, LayerError, SchemaError
-from gridgeo.model import SOURCE_LAYERS, GridSystem
+from gridgeo.errors import ConfigError, CrsError, LayerError, SchemaError
+from gridgeo.model import GridSystem
 
 __all__ = ["CROSSWALK_COLUMNS", "DualGridReport", "check_dual_grid", "check_system_dual"]
 
@@ -82,6 +85,8 @@ CROSSWALK_COLUMNS = (
 _QUAD_SEGS = 2
 # Tolerance of the maximum inscribed circle when measuring defect widths (m).
 _WIDTH_TOLERANCE = 0.1
+# The defect table's district column (gridgeo.defects.COLUMNS), not a level name.
+_DISTRICT = "town"
 
 
 @dataclass
@@ -132,16 +137,18 @@ def check_dual_grid(
     Parameters
     ----------
     merged:
-        The dual grids (layer ``grid``), with ``code`` and, for the town
-        column of the findings, ``parent_code``.
+        The dual grids (the workload level of ``config``, the banner's
+        ``grid``), with ``code`` and, for the district column of the findings,
+        ``parent_code``.
     party, sanitation:
-        The source layers (``party_grid``, ``sanitation_grid``), with ``code``.
+        The source layers, named ``config.dual_sources`` in the findings (the
+        banner's ``party_grid`` and ``sanitation_grid``), with ``code``.
     tolerances:
         Distances in metres; ``config.tolerances`` by default. Overlaps no
         wider than ``noise`` are digitising noise; a source grid is split when
         two or more of its pieces are wider than ``defect``.
     config:
-        Supplies the metric CRS and the default tolerances.
+        Supplies the layer names, the metric CRS and the default tolerances.
 
     Returns
     -------
@@ -168,7 +175,9 @@ def check_dual_grid(
     {'digitising_noise': 22, 'displacement': 64, 'source_split': 32}
     """
     tol = tolerances or config.tolerances
-    layers = {"grid": merged, SOURCE_LAYERS[0]: party, SOURCE_LAYERS[1]: sanitation}
+    names = _source_names(config, "<memory>")
+    workload = config.role_name(Role.WORKLOAD) or "merged"
+    layers = {workload: merged, names[0]: party, names[1]: sanitation}
     storage = _shared_crs(layers)
     for name, frame in layers.items():
         if "code" not in frame.columns:
@@ -179,11 +188,11 @@ def check_dual_grid(
     # GEOS releases the GIL: the layers are prepared, then compared, two at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
         dual, *found = pool.map(lambda f: _Layer.of(f, config, tol), layers.values())
-        sources = dict(zip(SOURCE_LAYERS, found, strict=True))
-        compared = list(pool.map(lambda n: _compare(dual, sources[n], n, tol), SOURCE_LAYERS))
+        sources = dict(zip(names, found, strict=True))
+        compared = list(pool.map(lambda n: _compare(dual, sources[n], n, tol), names))
     crosswalks = [c for c, _, _ in compared]
     rows = [row for _, found_rows, _ in compared for row in found_rows]
-    unions = {name: union for name, (_, _, union) in zip(SOURCE_LAYERS, compared, strict=True)}
+    unions = {name: union for name, (_, _, union) in zip(names, compared, strict=True)}
     rows += _mismatches(dual, sources, unions, tol)
 
     crosswalk = pd.concat(crosswalks, ignore_index=True)
@@ -197,12 +206,19 @@ def check_dual_grid(
 def check_system_dual(
     system: GridSystem, *, tolerances: Tolerances | None = None
 ) -> DualGridReport:
-    """:func:`check_dual_grid` on a system's ``grid`` level and its two source layers.
+    """:func:`check_dual_grid` on a system's workload level and its two source layers.
+
+    The layers are those the system's configuration names: its
+    :attr:`~gridgeo.config.GridConfig.dual_sources` and the level playing
+    :attr:`Role.WORKLOAD <gridgeo.config.Role.WORKLOAD>`.
 
     Raises
     ------
     LayerError
-        ``party_grid`` or ``sanitation_grid`` is not among ``system.sources``.
+        A source layer (the banner's ``party_grid`` or ``sanitation_grid``) is
+        not among ``system.sources``.
+    ConfigError
+        The configuration names no dual sources or no workload level.
 
     Example
     -------
@@ -215,18 +231,27 @@ def check_system_dual(
          party_grid 150823100136           0.23
     sanitation_grid 150823100141           1.00
     """
-    missing = [name for name in SOURCE_LAYERS if name not in system.sources]
+    config = system.config
+    names = _source_names(config, system.origin)
+    workload = config.role_name(Role.WORKLOAD)
+    if workload is None:
+        raise ConfigError(
+            f"{system.origin}: the configuration names no workload level to compare with "
+            f"{list(names)}; set one under [roles] (workload = 'level name')."
+        )
+    missing = [name for name in names if name not in system.sources]
     if missing:
         raise LayerError(
             f"{system.origin}: source layer(s) {missing} missing; the system has "
             f"source layers {sorted(system.sources)}. The dual-grid check needs "
-            f"{list(SOURCE_LAYERS)} next to the levels (e.g. party_grid.shp and "
-            "sanitation_grid.shp in the same folder)."
+            f"{list(names)} next to the levels (e.g. {names[0]}.shp and "
+            f"{names[1]}.shp in the same folder), or other names under [dual] sources "
+            "in the configuration file."
         )
     return check_dual_grid(
-        system["grid"],
-        system.sources[SOURCE_LAYERS[0]],
-        system.sources[SOURCE_LAYERS[1]],
+        system[workload],
+        system.sources[names[0]],
+        system.sources[names[1]],
         tolerances=tolerances,
         config=system.config,
     )
@@ -260,9 +285,10 @@ class _Layer:
         codes = metric["code"].astype(str).to_numpy()[keep]
         if "parent_code" in metric.columns:
             towns = metric["parent_code"].fillna("").astype(str).to_numpy()[keep]
-        else:
-            parent = config.parent("grid")
-            towns = np.array([c[: parent.code_length] for c in codes], dtype=object)
+        else:  # the district's code is the first digits of the unit's
+            parent = config.role(Role.DISTRICT)
+            keep = parent.code_length if parent is not None else 0
+            towns = pd.Series(codes, dtype=object).str.slice(0, keep).to_numpy(dtype=object)
         return cls(
             codes,
             geoms,
@@ -289,6 +315,18 @@ class _Pairs:
     def main_of_source(self) -> np.ndarray:
         """Pair index of each source grid's largest overlap."""
         return _largest(self.j, self.area)
+
+
+def _source_names(config: GridConfig, origin: str) -> tuple[str, str]:
+    """The two source layers of the dual grid, from the configuration."""
+    if len(config.dual_sources) != 2:
+        raise ConfigError(
+            f"{origin}: the configuration of {config.root_name} names no dual-grid source "
+            "layers; list the two layers merged into the workload level under [dual] "
+            'sources in the configuration file (sources = ["layer a", "layer b"]).'
+        )
+    first, second = config.dual_sources
+    return first, second
 
 
 def _shared_crs(layers: dict[str, gpd.GeoDataFrame]) -> CRS:
@@ -413,18 +451,18 @@ def _splits(dual: _Layer, src: _Layer, name: str, pairs: _Pairs, tol: Tolerances
             "is_main": wide == main[pairs.j[wide]],
             "area": pairs.area[wide],
             "dual": dual.codes[pairs.i[wide]],
-            "town": dual.towns[pairs.i[wide]],
+            "district": dual.towns[pairs.i[wide]],
         }
     ).sort_values(["source", "is_main", "area"], ascending=[True, False, False])
     by_source = involved.groupby("source", sort=True)
     codes = by_source["dual"].agg(list)
-    towns = by_source["town"].agg(lambda t: sorted(set(t)))
+    towns = by_source["district"].agg(lambda t: sorted(set(t)))
     return [
         {
             "kind": "source_split",
             "level": name,
             "codes": codes[k],
-            "town": towns[k],
+            _DISTRICT: towns[k],
             "detail": f"{name} {src.codes[k]}",
             "width_m": w,
             "geometry": g,
@@ -448,7 +486,7 @@ def _displacements(
             "kind": "displacement",
             "level": name,
             "codes": [dual.codes[a]],
-            "town": [dual.towns[a]],
+            _DISTRICT: [dual.towns[a]],
             "detail": f"{name} {src.codes[b]}",
             "width_m": d,
             "geometry": line,
@@ -461,11 +499,11 @@ def _displacements(
             strict=True,
         )
     ]
-    near = pd.DataFrame({"town": dual.towns[i[~far]], "distance": distance[~far], "k": i[~far]})
+    near = pd.DataFrame({"district": dual.towns[i[~far]], "distance": distance[~far], "k": i[~far]})
     if near.empty:
         return rows
-    stats = near.groupby("town", sort=True)["distance"].agg(["median", "max", "count"])
-    town_index = near["town"].map({t: n for n, t in enumerate(stats.index)}).to_numpy()
+    stats = near.groupby("district", sort=True)["distance"].agg(["median", "max", "count"])
+    town_index = near["district"].map({t: n for n, t in enumerate(stats.index)}).to_numpy()
     points = shapely.multipoints(
         shapely.point_on_surface(dual.geoms[near["k"].to_numpy()]), indices=town_index
     )
@@ -475,7 +513,7 @@ def _displacements(
                 "kind": "digitising_noise",
                 "level": name,
                 "codes": [],
-                "town": [town],
+                _DISTRICT: [town],
                 "detail": f"median {s['median']:.1f} m, max {s['max']:.1f} m "
                 f"over {int(s['count'])} grids",
                 "width_m": s["max"],
@@ -533,7 +571,7 @@ def _mismatches(
                     "kind": "source_mismatch",
                     "level": name,
                     "codes": sorted(layer.codes[s[p == k]]),
-                    "town": towns,
+                    _DISTRICT: towns,
                     "detail": name,
                     "width_m": w,
                     "geometry": part,

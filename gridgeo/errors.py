@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 __all__ = [
     "CodeError",
+    "ConfigError",
     "CrsError",
     "DataFileError",
     "DiskFullError",
@@ -54,6 +55,10 @@ class CrsError(GridgeoError):
 
 class EncodingError(GridgeoError):
     """A Shapefile's text encoding cannot be determined or is wrong."""
+
+
+class ConfigError(GridgeoError):
+    """A configuration (a ``gridgeo.toml`` file or a ``GridConfig``) is malformed or inconsistent."""
 
 
 class CodeError(GridgeoError):

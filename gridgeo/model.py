@@ -37,8 +37,10 @@ __all__ = ["REQUIRED_COLUMNS", "GridSystem"]
 REQUIRED_COLUMNS = ("code", "name", "parent_code")
 """Columns every level carries (the root's ``parent_code`` is empty)."""
 
-SOURCE_LAYERS = ("party_grid", "sanitation_grid")
-"""The two source layers merged into the dual grid (党建网格, 卫生网格)."""
+SOURCE_LAYERS = BANNER.dual_sources
+"""The banner's two source layers merged into the dual grid (党建网格, 卫生网格).
+
+A system's own are ``system.config.dual_sources``."""
 
 
 @dataclass
@@ -55,8 +57,9 @@ class GridSystem:
     config:
         The :class:`GridConfig` the levels follow.
     sources:
-        Other named layers that belong to the system (``party_grid``,
-        ``sanitation_grid``); not part of the hierarchy.
+        Other named layers that belong to the system (the configuration's
+        :attr:`~gridgeo.config.GridConfig.dual_sources`, the banner's
+        ``party_grid`` and ``sanitation_grid``); not part of the hierarchy.
     origin:
         Where the system was read from, for messages.
     """
@@ -231,20 +234,22 @@ class GridSystem:
         """Raise :class:`CodeError` for the first code defect found.
 
         Checks, per level: width and digits, uniqueness, that the parent code
-        exists one level up, and that each code starts with its parent's code.
+        exists one level up, and that each code starts with its parent's code
+        (for the root's children: with the root code's significant prefix,
+        :attr:`GridConfig.root_prefix <gridgeo.config.GridConfig.root_prefix>`).
         """
         previous: gpd.GeoDataFrame | None = None
         for level in self.config.levels:
             frame = self.levels[level.name]
             where = f"{self.origin}, layer {level.name!r}"
             codes = frame["code"]
-            bad = ~code_width_ok(codes, level.code_length)
+            bad = ~code_width_ok(codes, level.code_width)
             if bad.any():
                 row = int(bad.to_numpy().nonzero()[0][0])
                 raise CodeError(
                     f"{where}, row {row}: code {codes.iloc[row]!r} is not "
-                    f"{level.code_length} digits. Codes of level {level.name!r} are "
-                    f"the parent's code plus {level.code_digits} digits."
+                    f"{level.code_width} digits. Codes of level {level.name!r} are "
+                    f"{_code_rule(self.config, level)}."
                 )
             dup = codes.duplicated(keep=False)
             if dup.any():
@@ -267,13 +272,15 @@ class GridSystem:
                     f"{self.config.parent(level.name).name!r}. Fix parent_code, or run "
                     "`gridgeo check` to see every code defect at once."
                 )
-            extends = codes.str.slice(0, self.config.parent(level.name).code_length) == parent
+            # the prefix children extend: a root code 150800 is extended as 1508
+            keep = self.config.parent(level.name).code_length
+            extends = codes.str.slice(0, keep) == parent.str.slice(0, keep)
             if not extends.all():
                 row = int((~extends).to_numpy().nonzero()[0][0])
                 raise CodeError(
                     f"{where}, row {row}: code {codes.iloc[row]} does not extend its "
-                    f"parent's code {parent.iloc[row]}. A child's code is its parent's "
-                    "code plus its sequence number."
+                    f"parent's code {parent.iloc[row]}. A child's code is "
+                    f"{_code_rule(self.config, level)}."
                 )
             previous = frame
 
@@ -360,6 +367,17 @@ def _require_same_crs(layers: Mapping[str, gpd.GeoDataFrame], origin: str) -> No
             "CRS first, e.g. layer.to_crs('EPSG:4490'); gridgeo never compares layers "
             "across CRSs."
         )
+
+
+def _code_rule(config: GridConfig, level) -> str:
+    """How a code of ``level`` is made, in words (for messages)."""
+    parent = config.parent(level.name)
+    if parent is None:
+        return f"the root code {config.root_code}"
+    stem = "its parent's code"
+    if parent.code_length < parent.code_width:
+        stem = f"the first {parent.code_length} digits of its parent's code ({config.root_prefix})"
+    return f"{stem} plus {level.code_digits} digits of its own"
 
 
 def _empty_message(origin: str, empty: list[str], config: GridConfig) -> str:

@@ -1,10 +1,14 @@
 """Workloads, household norms, incident aggregates and escalation levels.
 
 Everything here starts from points that :func:`gridgeo.assign.assign` has
-placed (columns ``town_code``, ``grid_code``, ``micro_grid_code``) and
-returns tables a notebook user keeps working with: one row per grid, indexed
-or keyed by the grid's ``code``, with the grid's geometry where the result
-is meant to be mapped as a choropleth.
+placed (one ``{level}_code`` column per level: the banner's ``town_code``,
+``grid_code``, ``micro_grid_code``) and returns tables a notebook user keeps
+working with: one row per *workload unit* (the level playing
+:attr:`Role.WORKLOAD <gridgeo.config.Role.WORKLOAD>` in the system's
+configuration, the banner's grids), indexed or keyed by its ``code``, with
+its geometry where the result is meant to be mapped as a choropleth. Nothing
+here names a level: functions given a ``system`` read its configuration,
+those given only tables take ``config=`` (the banner by default).
 
 - :func:`households_per_grid`: households, residents and the "1+1+1+N"
   ratios per grid, flagged against the 300–500 household norm of an urban
@@ -53,7 +57,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from gridgeo.errors import GridgeoError, SchemaError, option
+from gridgeo.config import BANNER, GridConfig, Level, Role
+from gridgeo.errors import ConfigError, GridgeoError, SchemaError, option
 from gridgeo.model import GridSystem
 
 __all__ = [
@@ -99,59 +104,63 @@ class HouseholdSizeWarning(UserWarning):
     """The households have no ``size`` column: each row counts as one resident."""
 
 
-HANDLING_LEVELS = ("micro_grid", "grid", "community")
-"""Escalation levels, lowest first: 小区 (compound), 网格 (grid), 社区 (community).
+HANDLING_LEVELS = (Role.REFINEMENT, Role.WORKLOAD, Role.DISTRICT)
+"""Escalation tiers, lowest first, named by the :class:`~gridgeo.config.Role` that handles them.
 
-The stored hierarchy has no community level: a community-level case is
-handled by the *town* (sumu/town street office) that holds the grid, and its
-unit code is the ``town_code``.
+小区 (compound): the refinement level (the banner's micro-grids); 网格 (grid):
+the workload level (grids); 社区 (community): the district level that owns
+the workload unit (the banner's towns, the level the stored hierarchy has in
+place of the community). :func:`handling_units` names each tier by the level
+of the system's configuration that plays it.
 """
 
-DEFAULT_LEVEL = "grid"
-"""Level of a case whose subclass and class are both missing from the table."""
+DEFAULT_LEVEL = Role.WORKLOAD
+"""Tier of a case whose subclass and class are both missing from the table."""
+
+_COMPOUND, _GRID, _COMMUNITY = HANDLING_LEVELS
 
 ESCALATION: dict[str, str] = {
     # Classes (GB/T 30428.2): the level for every subclass not listed below.
-    "市容环境": "micro_grid",
-    "宣传广告": "micro_grid",
-    "街面秩序": "grid",
-    "公用设施": "grid",
-    "道路交通": "grid",
-    "园林绿化": "grid",
-    "施工管理": "grid",
-    "房屋土地": "community",
-    "突发事件": "community",
+    "市容环境": _COMPOUND,
+    "宣传广告": _COMPOUND,
+    "街面秩序": _GRID,
+    "公用设施": _GRID,
+    "道路交通": _GRID,
+    "园林绿化": _GRID,
+    "施工管理": _GRID,
+    "房屋土地": _COMMUNITY,
+    "突发事件": _COMMUNITY,
     # Subclasses: override their class.
     # 小事不出小区: the compound's own grid worker and residents deal with it.
-    "暴露垃圾": "micro_grid",
-    "非法小广告": "micro_grid",
-    "乱堆物料": "micro_grid",
+    "暴露垃圾": _COMPOUND,
+    "非法小广告": _COMPOUND,
+    "乱堆物料": _COMPOUND,
     # 难事不出网格: needs the grid leader and a department's crew.
-    "垃圾箱": "grid",
-    "积存垃圾渣土": "grid",
-    "占道经营": "grid",
-    "井盖": "grid",
-    "路灯": "grid",
-    "道路破损": "grid",
-    "行道树": "grid",
-    "施工扰民": "grid",
-    "邻里纠纷": "grid",
+    "垃圾箱": _GRID,
+    "积存垃圾渣土": _GRID,
+    "占道经营": _GRID,
+    "井盖": _GRID,
+    "路灯": _GRID,
+    "道路破损": _GRID,
+    "行道树": _GRID,
+    "施工扰民": _GRID,
+    "邻里纠纷": _GRID,
     # 大事不出社区: needs law enforcement or an emergency response.
-    "火灾隐患": "community",
-    "违章建筑": "community",
+    "火灾隐患": _COMMUNITY,
+    "违章建筑": _COMMUNITY,
 }
-"""The level that should handle a case, keyed by subclass or class name.
+"""The tier that should handle a case, keyed by subclass or class name.
 
 Under "小事不出小区、难事不出网格、大事不出社区" small matters stay in the
-compound (``micro_grid``), hard ones in the grid (``grid``) and big ones in
-the community (``community``, handled by the town in the stored hierarchy;
-see :data:`HANDLING_LEVELS`). A case's ``subclass`` is looked up first, then
-its ``event_class``; a case found under neither goes to
-:data:`DEFAULT_LEVEL` (``grid``). Class and subclass names of GB/T 30428.2
-do not collide, so one flat mapping holds both.
+compound (``refinement``), hard ones in the grid (``workload``) and big ones
+in the community (``district``; see :data:`HANDLING_LEVELS`). A case's
+``subclass`` is looked up first, then its ``event_class``; a case found under
+neither goes to :data:`DEFAULT_LEVEL` (``workload``). Class and subclass
+names of GB/T 30428.2 do not collide, so one flat mapping holds both.
 
-The table is policy, not fact: change a copy and pass it as ``table=``, e.g.
-``{**ESCALATION, "路灯": "micro_grid"}``.
+The table is policy, not fact, and names roles rather than levels, so it
+applies to any configuration: change a copy and pass it as ``table=``, e.g.
+``{**ESCALATION, "路灯": "refinement"}``.
 """
 
 BY = ("event_class", "subclass", "category", "status", "month")
@@ -176,12 +185,13 @@ def households_per_grid(
     ----------
     assigned_households:
         Households as returned by :func:`gridgeo.assign.assign`: one row per
-        household with ``grid_code`` and a ``size`` (residents). Households
-        with no ``grid_code`` (outside the banner, in a gap, left for review)
-        are not counted. With a ``registered_grid`` column, households whose
+        household with the workload level's code column (the banner's
+        ``grid_code``) and a ``size`` (residents). Households with no such code
+        (outside the root polygon, in a gap, left for review) are not counted. With a ``registered_grid`` column, households whose
         registered grid differs from the assigned one are counted too.
     system:
-        The grid system; every polygon of its ``grid`` level gets a row.
+        The grid system; every polygon of its workload level (the banner's
+        ``grid``) gets a row.
     norm:
         ``(fewest, most)`` households of an urban comprehensive grid,
         both inclusive.
@@ -195,7 +205,7 @@ def households_per_grid(
     Returns
     -------
     GeoDataFrame
-        One row per grid in the order of ``system["grid"]``: ``code``,
+        One row per workload unit, in the order of its layer: ``code``,
         ``name``, ``parent_code``, ``community``, ``settlement``,
         ``grid_type``, ``workers`` (those of the grid's attributes present),
         ``households`` and ``residents`` (0 where none is assigned),
@@ -210,7 +220,8 @@ def households_per_grid(
     Raises
     ------
     SchemaError
-        ``grid_code`` is missing, or the ``size`` column named is.
+        The workload code column (``grid_code``) is missing, or the ``size``
+        column named is.
 
     Example
     -------
@@ -226,17 +237,19 @@ def households_per_grid(
     fewest, most = norm
     if fewest > most:
         raise GridgeoError(f"norm {norm!r}: the fewest households exceed the most")
-    _require(assigned_households, ["grid_code"], "the households", _ASSIGN_HINT)
-    code = _codes(assigned_households, "grid_code")
-    people = pd.DataFrame({"grid_code": code, "size": _sizes(assigned_households, size)})
-    grouped = people.groupby("grid_code")
+    workload = _level(system.config, Role.WORKLOAD)
+    column = workload.code_column
+    _require(assigned_households, [column], "the households", _ASSIGN_HINT)
+    code = _codes(assigned_households, column)
+    people = pd.DataFrame({"unit": code, "size": _sizes(assigned_households, size)})
+    grouped = people.groupby("unit")
     counts = grouped.agg(households=("size", "size"), residents=("size", "sum"))
     if "registered_grid" in assigned_households:
         registered = _codes(assigned_households, "registered_grid")
         people["elsewhere"] = registered.notna() & code.notna() & (registered != code)
-        counts["registered_elsewhere"] = people.groupby("grid_code")["elsewhere"].sum()
+        counts["registered_elsewhere"] = people.groupby("unit")["elsewhere"].sum()
 
-    grid = system["grid"]
+    grid = system[workload.name]
     out = grid[[c for c in _GRID_COLUMNS if c in grid]].copy()
     for column in _GRID_COLUMNS:
         if column not in out:
@@ -300,17 +313,19 @@ def incidents_per_grid(
     by: str = "event_class",
     *,
     status: str | None = None,
+    config: GridConfig | None = None,
 ) -> pd.DataFrame:
-    """Incident counts per grid, one column per class, status or month.
+    """Incident counts per workload unit, one column per class, status or month.
 
     Parameters
     ----------
     assigned_incidents:
-        Incidents placed by :func:`gridgeo.assign.assign` (``grid_code``);
-        those with no grid are not counted.
+        Incidents placed by :func:`gridgeo.assign.assign` (the workload
+        level's code column, the banner's ``grid_code``); those with no
+        workload unit are not counted.
     system:
-        With a system, one row per polygon of its ``grid`` level (zeros
-        where no incident falls); without, only the grids with incidents.
+        With a system, one row per polygon of its workload level (zeros
+        where no incident falls); without, only the units with incidents.
     by:
         ``"event_class"``, ``"subclass"``, ``"category"`` (部件/事件): one
         column per value found, sorted. ``"status"``: one column per case
@@ -319,11 +334,15 @@ def incidents_per_grid(
         the first to the last, including empty ones.
     status:
         Column of the case status for ``by="status"`` (see the module notes).
+    config:
+        Without a system, the configuration naming the workload level
+        (default: the system's, else :data:`~gridgeo.config.BANNER`).
 
     Returns
     -------
     DataFrame
-        Counts (int64), indexed by ``grid_code``; the columns are named ``by``.
+        Counts (int64), indexed by the workload code column (``grid_code``);
+        the columns are named ``by``.
 
     Example
     -------
@@ -335,8 +354,11 @@ def incidents_per_grid(
     """
     if by not in BY:
         raise GridgeoError(f"by={by!r}: count incidents by one of {list(BY)}")
-    _require(assigned_incidents, ["grid_code"], "the incidents", _ASSIGN_HINT)
-    code = _codes(assigned_incidents, "grid_code")
+    config = _config(system, config)
+    workload = _level(config, Role.WORKLOAD)
+    unit = workload.code_column
+    _require(assigned_incidents, [unit], "the incidents", _ASSIGN_HINT)
+    code = _codes(assigned_incidents, unit)
     columns: Sequence[str] | None = None
     if by == "status":
         values = _case_status(assigned_incidents, status)
@@ -351,12 +373,12 @@ def incidents_per_grid(
         _require(assigned_incidents, [by], "the incidents", "")
         values = assigned_incidents[by].astype(object)
     table = pd.crosstab(
-        code.to_numpy(), np.asarray(values, dtype=object), rownames=["grid_code"], colnames=[by]
+        code.to_numpy(), np.asarray(values, dtype=object), rownames=[unit], colnames=[by]
     )
     if columns is not None:
         table = table.reindex(columns=pd.Index(list(columns), name=by), fill_value=0)
     if system is not None:
-        table = table.reindex(pd.Index(system["grid"]["code"], name="grid_code"), fill_value=0)
+        table = table.reindex(pd.Index(system[workload.name]["code"], name=unit), fill_value=0)
     return table.astype(np.int64)
 
 
@@ -414,7 +436,7 @@ def escalation_level(
     *,
     default: str = DEFAULT_LEVEL,
 ) -> pd.Series:
-    """The level that should handle each incident, from :data:`ESCALATION`.
+    """The tier that should handle each incident, from :data:`ESCALATION`.
 
     The ``subclass`` is looked up first, then the ``event_class``; neither
     found gives ``default``.
@@ -422,8 +444,9 @@ def escalation_level(
     Returns
     -------
     Series
-        Categorical of :data:`HANDLING_LEVELS`, named ``handling_level``,
-        with the index of ``incidents``.
+        Categorical of the tiers :data:`HANDLING_LEVELS` (``refinement``,
+        ``workload``, ``district``), named ``handling_level``, with the index
+        of ``incidents``.
 
     Example
     -------
@@ -431,25 +454,29 @@ def escalation_level(
     >>> events = pd.DataFrame({"event_class": ["突发事件", "突发事件", "其他"],
     ...                        "subclass": ["火灾隐患", "邻里纠纷", "其他"]})
     >>> escalation_level(events).tolist()
-    ['community', 'grid', 'grid']
-    >>> escalation_level(events, {**ESCALATION, "邻里纠纷": "micro_grid"}).tolist()
-    ['community', 'micro_grid', 'grid']
+    ['district', 'workload', 'workload']
+    >>> escalation_level(events, {**ESCALATION, "邻里纠纷": "refinement"}).tolist()
+    ['district', 'refinement', 'workload']
     """
-    wrong = {k: v for k, v in table.items() if v not in HANDLING_LEVELS}
-    if wrong or default not in HANDLING_LEVELS:
+    tiers = [str(t) for t in HANDLING_LEVELS]
+    wrong = {k: v for k, v in table.items() if v not in tiers}
+    if wrong or default not in tiers:
         shown = wrong or {"default": default}
-        raise GridgeoError(f"escalation levels must be one of {list(HANDLING_LEVELS)}; got {shown}")
+        raise GridgeoError(
+            f"escalation tiers must be one of {tiers} (the roles that handle a case); got {shown}"
+        )
     keys = [c for c in ("subclass", "event_class") if c in incidents]
     if not keys:
         raise SchemaError(
             f"the incidents have neither 'subclass' nor 'event_class'; found {list(incidents.columns)}"
         )
+    lookup = {k: str(v) for k, v in table.items()}
     level = pd.Series(np.nan, index=incidents.index, dtype=object)
     for key in keys:  # most specific first: at most two passes over whole columns
-        level = level.fillna(incidents[key].astype(object).map(dict(table)))
-    level = level.fillna(default)
+        level = level.fillna(incidents[key].astype(object).map(lookup))
+    level = level.fillna(str(default))
     return pd.Series(
-        pd.Categorical(level, categories=list(HANDLING_LEVELS)),
+        pd.Categorical(level, categories=tiers),
         index=incidents.index,
         name="handling_level",
     )
@@ -460,16 +487,18 @@ def handling_units(
     table: Mapping[str, str] = ESCALATION,
     *,
     default: str = DEFAULT_LEVEL,
+    config: GridConfig = BANNER,
 ) -> pd.DataFrame:
     """Incidents with the level and the unit that should handle them.
 
-    Adds ``handling_level`` (:func:`escalation_level`), ``handling_unit``
-    (the ``micro_grid_code``, ``grid_code`` or ``town_code`` of the
-    incident, by level; a community-level case goes to the town, the level
-    the stored hierarchy has in place of the community) and
-    ``handling_fallback``: ``True`` where a micro-grid case lies in a grid
-    no micro-grid refines (a rural or dedicated grid), so its ``grid_code``
-    stands in. Incidents with no grid have no unit.
+    Adds ``handling_level``: the name, in ``config``, of the level playing
+    the tier :func:`escalation_level` chose (the banner: ``micro_grid``,
+    ``grid``, ``town``); ``handling_unit``: the incident's code at that level
+    (its ``{level}_code`` column); and ``handling_fallback``: ``True`` where a
+    refinement-tier case lies in a workload unit no refinement polygon
+    refines (a rural or dedicated grid), or the configuration has no
+    refinement level, so the workload unit stands in (its level is then named
+    in ``handling_level``). Incidents with no workload unit have no unit.
 
     Example
     -------
@@ -480,29 +509,43 @@ def handling_units(
     ...     "grid_code": ["150823100001", "150823100002", "150823100001", "150823100001"],
     ...     "micro_grid_code": ["150823100001001", None, "150823100001001", None],
     ... })
-    >>> handling_units(events)["handling_unit"].tolist()
+    >>> out = handling_units(events)
+    >>> out["handling_unit"].tolist()
     ['150823100001001', '150823100002', '150823100001', '150823100']
+    >>> out["handling_level"].tolist()
+    ['micro_grid', 'grid', 'grid', 'town']
     """
-    _require(assigned_incidents, ["grid_code", "town_code"], "the incidents", _ASSIGN_HINT)
-    level = escalation_level(assigned_incidents, table, default=default)
-    town = _codes(assigned_incidents, "town_code")
-    grid = _codes(assigned_incidents, "grid_code")
-    micro = (
-        _codes(assigned_incidents, "micro_grid_code")
-        if "micro_grid_code" in assigned_incidents
-        else pd.Series(np.nan, index=grid.index, dtype=object)
+    workload = _level(config, Role.WORKLOAD)
+    district = _level(config, Role.DISTRICT)
+    refinement = config.role(Role.REFINEMENT)
+    _require(
+        assigned_incidents,
+        [workload.code_column, district.code_column],
+        "the incidents",
+        _ASSIGN_HINT,
     )
-    at_micro = (level == "micro_grid").to_numpy()
-    has_micro = micro.notna().to_numpy()
-    unit = np.where(
-        (level == "community").to_numpy(),
-        town.to_numpy(),
-        np.where(at_micro & has_micro, micro.to_numpy(), grid.to_numpy()),
+    tier = escalation_level(assigned_incidents, table, default=default)
+    upper = _codes(assigned_incidents, district.code_column)
+    unit = _codes(assigned_incidents, workload.code_column)
+    finer = (
+        _codes(assigned_incidents, refinement.code_column)
+        if refinement is not None and refinement.code_column in assigned_incidents
+        else pd.Series(np.nan, index=unit.index, dtype=object)
     )
+    at_finer = (tier == _COMPOUND).to_numpy()
+    at_upper = (tier == _COMMUNITY).to_numpy()
+    has_finer = finer.notna().to_numpy()
+    fine = at_finer & has_finer
+    names = _tier_names(config)
     out = assigned_incidents.copy()
-    out["handling_level"] = level.to_numpy()
-    out["handling_unit"] = unit
-    out["handling_fallback"] = at_micro & ~has_micro & grid.notna().to_numpy()
+    out["handling_level"] = pd.Categorical(
+        np.where(at_upper, district.name, np.where(fine, names[0], workload.name)),
+        categories=names,
+    )
+    out["handling_unit"] = np.where(
+        at_upper, upper.to_numpy(), np.where(fine, finer.to_numpy(), unit.to_numpy())
+    )
+    out["handling_fallback"] = at_finer & ~has_finer & unit.notna().to_numpy()
     return out
 
 
@@ -512,6 +555,7 @@ def handling_summary(
     *,
     default: str = DEFAULT_LEVEL,
     status: str | None = None,
+    config: GridConfig = BANNER,
 ) -> pd.DataFrame:
     """Case counts per handling level and unit, one column per case status.
 
@@ -533,7 +577,7 @@ def handling_summary(
     >>> handling_summary(events)[["reported", "closed", "overdue"]].to_numpy().tolist()
     [[0, 1, 0], [1, 0, 1]]
     """
-    units = handling_units(assigned_incidents, table, default=default)
+    units = handling_units(assigned_incidents, table, default=default, config=config)
     case = _case_status(units, status)
     summary = pd.crosstab(
         [units["handling_level"].astype(object).to_numpy(), units["handling_unit"].to_numpy()],
@@ -542,7 +586,7 @@ def handling_summary(
         colnames=["status"],
     )
     summary = summary.reindex(columns=pd.Index(CASE_STATUSES, name="status"), fill_value=0)
-    rank = {name: k for k, name in enumerate(HANDLING_LEVELS)}
+    rank = {name: k for k, name in enumerate(_tier_names(config))}
     summary = summary.sort_index(
         key=lambda index: index.map(rank) if index.name == "handling_level" else index
     )
@@ -556,6 +600,7 @@ def incident_rates(
     *,
     as_of: pd.Timestamp | str | None = None,
     status: str | None = None,
+    config: GridConfig = BANNER,
 ) -> gpd.GeoDataFrame:
     """``per_grid`` with incident counts and incidents per 1,000 residents.
 
@@ -568,6 +613,9 @@ def incident_rates(
         denominator).
     as_of, status:
         As for :func:`overdue`.
+    config:
+        Names the workload level, whose code column (``grid_code``) places
+        each incident.
 
     Returns
     -------
@@ -590,19 +638,20 @@ def incident_rates(
     >>> incident_rates(events, per_grid)["per_1000_residents"].tolist()
     [1.5, nan]
     """
-    _require(assigned_incidents, ["grid_code"], "the incidents", _ASSIGN_HINT)
+    unit = _level(config, Role.WORKLOAD).code_column
+    _require(assigned_incidents, [unit], "the incidents", _ASSIGN_HINT)
     _require(per_grid, ["code", "residents"], "per_grid", "Use households_per_grid().")
     case = _case_status(assigned_incidents, status)
     late, _ = _late(assigned_incidents, as_of, case)
     frame = pd.DataFrame(
         {
-            "grid_code": _codes(assigned_incidents, "grid_code").to_numpy(),
+            "unit": _codes(assigned_incidents, unit).to_numpy(),
             "incidents": 1,
             "open": case.isin(OPEN_STATUSES).to_numpy(),
             "overdue": late.to_numpy(),
         }
     )
-    counts = frame.groupby("grid_code")[["incidents", "open", "overdue"]].sum()
+    counts = frame.groupby("unit")[["incidents", "open", "overdue"]].sum()
     out = per_grid.drop(columns=[c for c in _RATE_COLUMNS if c in per_grid]).join(counts, on="code")
     for column in counts.columns:
         out[column] = out[column].fillna(0).astype(np.int64)
@@ -612,6 +661,30 @@ def incident_rates(
 
 
 # -- helpers ------------------------------------------------------------------
+def _config(system: GridSystem | None, config: GridConfig | None) -> GridConfig:
+    if config is not None:
+        return config
+    return system.config if system is not None else BANNER
+
+
+def _level(config: GridConfig, role: Role) -> Level:
+    """The level playing ``role``; :class:`ConfigError` when none does."""
+    level = config.role(role)
+    if level is None:
+        raise ConfigError(
+            f"the configuration of {config.root_name} has no {role.value} level (levels "
+            f"{config.level_names}); name one under [roles] in the configuration file, "
+            f"e.g. {role.value} = {config.level_names[-1]!r}."
+        )
+    return level
+
+
+def _tier_names(config: GridConfig) -> list[str]:
+    """Level names of the tiers, lowest first (the refinement tier only if a level plays it)."""
+    names = [config.role_name(tier) for tier in HANDLING_LEVELS]
+    return [n for n in dict.fromkeys(names) if n is not None]
+
+
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str, hint: str) -> None:
     missing = [c for c in columns if c not in frame]
     if missing:

@@ -535,3 +535,57 @@ def test_cli_voice_is_reset_after_a_run(points_csv, tmp_path, capsys):
 
     main(["info", str(tmp_path / "missing")])
     assert option("lon", "x") == "lon='x'"
+
+
+# -- --config ---------------------------------------------------------------------------
+def test_config_error_names_the_file_and_key(tmp_path, capsys):
+    from gridgeo.config import BANNER
+
+    toml = tmp_path / "mine.toml"
+    toml.write_text(BANNER.to_toml().replace("[tolerances]", "[tolerances]\nnoize = 4"), "utf-8")
+    assert main(["info", str(DATA_DIR / "shapefiles"), "--config", str(toml)]) == 2
+    err = capsys.readouterr().err
+    assert "mine.toml" in err and "'tolerances.noize'" in err and "noise" in err
+
+
+def test_missing_config_file_is_named(tmp_path, capsys):
+    missing = tmp_path / "none.toml"
+    assert main(["check", str(DATA_DIR / "shapefiles"), "--config", str(missing)]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_banner_config_file_gives_the_default_result(tmp_path, capsys):
+    from gridgeo.config import BANNER
+
+    toml = tmp_path / "banner.toml"
+    toml.write_text(BANNER.to_toml(), "utf-8")
+    assert main(["info", str(DATA_DIR / "shapefiles"), "--format", "json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert (
+        main(["info", str(DATA_DIR / "shapefiles"), "--config", str(toml), "--format", "json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out) == default
+
+
+def test_init_writes_the_banner_configuration(tmp_path, capsys):
+    from gridgeo.config import BANNER, GridConfig
+
+    out = tmp_path / "sub" / "banner.toml"
+    assert main(["init", str(DATA_DIR / "shapefiles"), "-o", str(out)]) == 0
+    config = GridConfig.from_toml(out)
+    assert config.level_names == BANNER.level_names
+    assert [lv.code_digits for lv in config.levels] == [6, 3, 3, 3]
+    assert config.level("micro_grid").coverage == "refined"
+    assert set(config.dual_sources) == set(BANNER.dual_sources)
+    assert config.root_code == BANNER.root_code and config.root_name == BANNER.root_name
+    printed = capsys.readouterr()
+    assert "wrote" in printed.out + printed.err
+
+
+def test_init_refuses_other_outputs(tmp_path, capsys):
+    assert main(["init", str(DATA_DIR / "shapefiles"), "-o", str(tmp_path / "x.json")]) == 2
+    assert ".toml" in capsys.readouterr().err
+    inside = DATA_DIR / "shapefiles" / "gridgeo.toml"
+    assert main(["init", str(DATA_DIR / "shapefiles"), "-o", str(inside)]) == 2
+    assert "inside the input" in capsys.readouterr().err
+    assert not inside.exists()

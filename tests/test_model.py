@@ -97,7 +97,7 @@ def test_number_children_reads_like_a_page():
 
 def test_number_children_refuses_overflow():
     frame = gpd.GeoDataFrame(geometry=[box(i, 0, i + 1, 1) for i in range(11)])
-    with pytest.raises(ValueError, match="at most 9"):
+    with pytest.raises(CodeError, match="at most 9"):  # a user's error, not a ValueError
         number_children(frame, pd.Series(["1"] * 11), 1)
 
 

@@ -251,27 +251,34 @@ def test_escalation_subclass_overrides_class_and_unknown_goes_to_grid():
     level = stats.escalation_level(events)
     assert level.index.tolist() == [5, 4, 3, 2, 1, 0]
     assert level.name == "handling_level"
-    assert level.tolist() == ["micro_grid", "grid", "community", "grid", "grid", "grid"]
-    # The class decides where the subclass is not listed (新类 under 街面秩序 → grid).
-    assert stats.ESCALATION["市容环境"] == "micro_grid" and stats.ESCALATION["垃圾箱"] == "grid"
-    # A user's table changes the result; so does the default.
-    mine = {**stats.ESCALATION, "垃圾箱": "micro_grid", "街面秩序": "community"}
-    assert stats.escalation_level(events, mine).tolist() == [
-        "micro_grid",
-        "micro_grid",
-        "community",
-        "grid",
-        "grid",
-        "community",
+    assert level.tolist() == [
+        "refinement",
+        "workload",
+        "district",
+        "workload",
+        "workload",
+        "workload",
     ]
-    assert stats.escalation_level(events, default="community").tolist()[4] == "community"
+    # The class decides where the subclass is not listed (新类 under 街面秩序 → workload).
+    assert stats.ESCALATION["市容环境"] == "refinement" and stats.ESCALATION["垃圾箱"] == "workload"
+    # A user's table changes the result; so does the default.
+    mine = {**stats.ESCALATION, "垃圾箱": "refinement", "街面秩序": "district"}
+    assert stats.escalation_level(events, mine).tolist() == [
+        "refinement",
+        "refinement",
+        "district",
+        "workload",
+        "workload",
+        "district",
+    ]
+    assert stats.escalation_level(events, default="district").tolist()[4] == "district"
     # Class only, no subclass column.
     assert stats.escalation_level(events[["event_class"]]).tolist()[:3] == [
-        "micro_grid",
-        "micro_grid",
-        "community",
+        "refinement",
+        "refinement",
+        "district",
     ]
-    with pytest.raises(GridgeoError, match="levels"):
+    with pytest.raises(GridgeoError, match="tiers"):
         stats.escalation_level(events, {"暴露垃圾": "street"})
 
 
@@ -279,9 +286,9 @@ def test_escalation_table_covers_the_demo_classes_as_the_brief_says():
     for _, event_class, subclass, _ in demo.INCIDENT_CLASSES:
         assert event_class in stats.ESCALATION and subclass in stats.ESCALATION
     expected = {
-        "micro_grid": ["暴露垃圾", "非法小广告", "乱堆物料"],
-        "grid": ["占道经营", "井盖", "路灯", "道路破损", "施工扰民", "邻里纠纷"],
-        "community": ["火灾隐患", "违章建筑"],
+        "refinement": ["暴露垃圾", "非法小广告", "乱堆物料"],
+        "workload": ["占道经营", "井盖", "路灯", "道路破损", "施工扰民", "邻里纠纷"],
+        "district": ["火灾隐患", "违章建筑"],
     }
     for level, names in expected.items():
         assert all(stats.ESCALATION[n] == level for n in names)
@@ -290,13 +297,9 @@ def test_escalation_table_covers_the_demo_classes_as_the_brief_says():
 def test_handling_units_exact_on_tiny_frames():
     out = stats.handling_units(tiny_incidents())
     assert out.index.tolist() == list("abcde")
-    assert out["handling_level"].tolist() == [
-        "micro_grid",
-        "micro_grid",
-        "community",
-        "grid",
-        "grid",
-    ]
+    # named by the level handling each case; b is a compound case in a grid no
+    # micro-grid refines, so its grid handles it (handling_fallback)
+    assert out["handling_level"].tolist() == ["micro_grid", "grid", "town", "grid", "grid"]
     assert out["handling_unit"].tolist()[:4] == [MICRO, A2, TOWN_A, B1]
     assert pd.isna(out["handling_unit"].iloc[4])  # no grid: no unit
     assert out["handling_fallback"].tolist() == [False, True, False, False, False]
@@ -304,9 +307,9 @@ def test_handling_units_exact_on_tiny_frames():
     assert summary.index.names == ["handling_level", "handling_unit"]
     assert summary.index.tolist() == [
         ("micro_grid", MICRO),
-        ("micro_grid", A2),
+        ("grid", A2),
         ("grid", B1),
-        ("community", TOWN_A),
+        ("town", TOWN_A),
     ]
     assert summary.loc[("micro_grid", MICRO)].tolist() == [0, 0, 0, 1, 0]
     assert int(summary.to_numpy().sum()) == 4
@@ -319,17 +322,19 @@ def test_demo_handling_units_come_from_the_right_level(assigned_events):
     micro = out["micro_grid_code"].astype(object)
     grid = out["grid_code"].astype(object)
     town = out["town_code"].astype(object)
-    at_micro = (level == "micro_grid") & micro.notna()
-    assert (unit[at_micro] == micro[at_micro]).all()
+    tier = stats.escalation_level(assigned_events).astype(str)
+    at_micro = level == "micro_grid"
+    assert at_micro.any() and (unit[at_micro] == micro[at_micro]).all()
     assert (unit[level == "grid"] == grid[level == "grid"]).all()
-    assert (unit[level == "community"] == town[level == "community"]).all()
+    assert (unit[level == "town"] == town[level == "town"]).all()
+    assert ((level == "town") == (tier == "district")).all()
     # Micro-grid cases in grids no micro-grid refines (rural, dedicated) fall back to the grid.
     fallback = out["handling_fallback"]
-    assert fallback.any() and at_micro.any()
-    assert (fallback == ((level == "micro_grid") & micro.isna())).all()
-    assert (unit[fallback] == grid[fallback]).all()
+    assert fallback.any()
+    assert (fallback == ((tier == "refinement") & micro.isna())).all()
+    assert (level[fallback] == "grid").all() and (unit[fallback] == grid[fallback]).all()
     assert (unit.str.slice(0, 9) == town).all()
-    assert set(level) == set(stats.HANDLING_LEVELS)
+    assert set(level) == {"micro_grid", "grid", "town"}
 
 
 def test_demo_handling_summary_counts_every_case_once(assigned_events):
@@ -337,11 +342,10 @@ def test_demo_handling_summary_counts_every_case_once(assigned_events):
     assert int(summary.to_numpy().sum()) == len(assigned_events)
     assert list(summary.columns) == list(stats.CASE_STATUSES)
     per_level = summary.groupby(level="handling_level", sort=False).sum()
-    assert per_level.index.tolist() == list(stats.HANDLING_LEVELS)
-    direct = pd.crosstab(
-        stats.escalation_level(assigned_events).astype(str), assigned_events["case_status"]
-    )
-    for lvl in stats.HANDLING_LEVELS:
+    assert per_level.index.tolist() == ["micro_grid", "grid", "town"]
+    units = stats.handling_units(assigned_events)
+    direct = pd.crosstab(units["handling_level"].astype(str), assigned_events["case_status"])
+    for lvl in per_level.index:
         assert per_level.loc[lvl].to_dict() == direct.loc[lvl].reindex(summary.columns).to_dict()
 
 
