@@ -326,7 +326,7 @@ def _read(path: str, config, **options):
     """The grid system at ``path``, as ``config`` describes it (levels and dual sources)."""
     from gridgeo.io import read_system
 
-    return read_system(path, config, sources=config.dual_sources, **options)
+    return read_system(path, config, **options)
 
 
 def _towns(system) -> pd.DataFrame | None:
@@ -373,7 +373,13 @@ def _system_payload(system) -> dict:
 
 def _cmd_info(args: argparse.Namespace, ui: _Ui) -> int:
     _check_inputs({"grid system": args.data})
-    system = _read(args.data, _config(args), strict=not args.lenient, encoding=args.encoding)
+    system = _read(
+        args.data,
+        _config(args),
+        strict=not args.lenient,
+        encoding=args.encoding,
+        coords=args.coords,
+    )
     if ui.format == "json":
         ui.emit_json(_system_payload(system))
     elif ui.format == "csv":
@@ -611,7 +617,7 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
     _check_outputs(outputs, inputs)
 
     config = _config(args)
-    system = _read(args.data, config, strict=False, encoding=args.encoding)
+    system = _read(args.data, config, strict=False, encoding=args.encoding, coords=args.coords)
     with ui.status("checking …"):
         report = check_system(system, dual=not args.no_dual and bool(config.dual_sources))
     payload = report.to_dict()
@@ -710,7 +716,7 @@ def _cmd_assign(args: argparse.Namespace, ui: _Ui) -> int:
     _parse_crs(args.crs)
     chunks = _point_chunks(args)  # checks the table (encoding, columns) before the long work
     try:
-        system = _read(args.grids, config, encoding=args.grids_encoding)
+        system = _read(args.grids, config, encoding=args.grids_encoding, coords=args.grids_coords)
     except EncodingError as exc:
         raise EncodingError(
             f"{exc} (for the grid system given by --grids, the option is --grids-encoding)"
@@ -785,7 +791,9 @@ def _cmd_map(args: argparse.Namespace, ui: _Ui) -> int:
     out = Path(args.out)
     _check_outputs([_Output("-o/--out", out, (".html", ".htm"))], inputs)
 
-    system = _read(args.data, _config(args), strict=False, encoding=args.encoding)
+    system = _read(
+        args.data, _config(args), strict=False, encoding=args.encoding, coords=args.coords
+    )
     index = None
     homes = events = defects = None
     if args.households or args.incidents:
@@ -909,6 +917,10 @@ def build_parser() -> argparse.ArgumentParser:
         "text encoding of the grid system's Shapefiles, e.g. GBK or UTF-8 "
         "(default: detected per file)"
     )
+    coords_help = (
+        "the grid layers' longitudes/latitudes are really AMap/Tencent (gcj02) or Baidu "
+        "(bd09) coordinates: converted to WGS-84 on read"
+    )
     config_help = (
         "configuration file of the grid system's levels, codes and roles (TOML, "
         "written by `gridgeo init`; default: the banner's)"
@@ -959,6 +971,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=40, help="rows of the table to print (default 40)")
     p.add_argument("--encoding", help=encoding_help)
     p.add_argument("--config", help=config_help)
+    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
     _format_option(p)
     p.set_defaults(func=_cmd_check)
 
@@ -1013,6 +1026,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoding", help="text encoding of a CSV points table (default: UTF-8, else GB18030)"
     )
     p.add_argument("--grids-encoding", help=encoding_help)
+    p.add_argument("--grids-coords", choices=["gcj02", "bd09"], help=coords_help)
     p.add_argument("--config", help=config_help)
     p.add_argument(
         "--chunk-size",
@@ -1062,6 +1076,7 @@ def build_parser() -> argparse.ArgumentParser:
     layers.lazy_help = _layers_help
     p.add_argument("--encoding", help=encoding_help)
     p.add_argument("--config", help=config_help)
+    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
     p.add_argument(
         "--points-encoding",
         help="text encoding of the --households / --incidents CSV tables "
@@ -1083,6 +1098,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lenient", action="store_true", help="do not reject code defects on load")
     p.add_argument("--encoding", help=encoding_help)
     p.add_argument("--config", help=config_help)
+    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
     _format_option(p)
     p.set_defaults(func=_cmd_info)
 

@@ -37,7 +37,6 @@ __all__ = ["REQUIRED_COLUMNS", "GridSystem"]
 REQUIRED_COLUMNS = ("code", "name", "parent_code")
 """Columns every level carries (the root's ``parent_code`` is empty)."""
 
-SOURCE_LAYERS = BANNER.dual_sources
 """The banner's two source layers merged into the dual grid (党建网格, 卫生网格).
 
 A system's own are ``system.config.dual_sources``."""

@@ -589,3 +589,50 @@ def test_init_refuses_other_outputs(tmp_path, capsys):
     assert main(["init", str(DATA_DIR / "shapefiles"), "-o", str(inside)]) == 2
     assert "inside the input" in capsys.readouterr().err
     assert not inside.exists()
+
+
+def test_coords_converts_gcj02_grid_layers_on_read(tmp_path, capsys):
+    """A grid system downloaded in GCJ-02 (AMap) puts households in the right grids with
+    --grids-coords, and reads with the original areas with --coords."""
+    import shapely
+
+    from gridgeo import load_demo
+    from gridgeo.crs import wgs84_to_gcj02
+    from gridgeo.demo import households
+    from gridgeo.io import write_system
+
+    system = load_demo()
+
+    def shift(frame):
+        moved = frame.copy()
+        moved.geometry = shapely.transform(
+            frame.geometry.to_numpy(),
+            lambda xy: np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1])),
+        )
+        return moved
+
+    write_system(system.replace(**{n: shift(f) for n, f in system.items()}), tmp_path / "a.gpkg")
+    homes = households(system).iloc[::400]
+    table = pd.DataFrame({"lon": homes.geometry.x, "lat": homes.geometry.y})
+    table.to_csv(tmp_path / "hh.csv", index=False)
+
+    def grid_codes(grids, *extra):
+        out = tmp_path / f"out{len(extra)}.csv"
+        assert (
+            main(["assign", str(tmp_path / "hh.csv"), "--grids", grids, "-o", str(out), *extra])
+            == 0
+        )
+        return pd.read_csv(out, dtype=str)["grid_code"].tolist()
+
+    truth = grid_codes(str(DATA_DIR / "shapefiles"))
+    assert grid_codes(str(tmp_path / "a.gpkg"), "--grids-coords", "gcj02") == truth
+    unconverted = grid_codes(str(tmp_path / "a.gpkg"))
+    assert sum(a != b for a, b in zip(unconverted, truth, strict=True)) > len(truth) // 20
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "a.gpkg"), "--coords", "gcj02", "--format", "json"]) == 0
+    converted = json.loads(capsys.readouterr().out)
+    assert main(["info", str(DATA_DIR / "shapefiles"), "--format", "json"]) == 0
+    original = json.loads(capsys.readouterr().out)
+    assert converted["levels"]["grid"]["area_km2"] == pytest.approx(
+        original["levels"]["grid"]["area_km2"], rel=1e-7
+    )

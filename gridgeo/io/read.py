@@ -40,7 +40,7 @@ from gridgeo.io.shapefile import (
     recognise_fields,
     require_fields,
 )
-from gridgeo.model import SOURCE_LAYERS, GridSystem
+from gridgeo.model import GridSystem
 
 __all__ = ["read_layer", "read_system"]
 
@@ -52,14 +52,14 @@ def read_system(
     strict: bool = True,
     encoding: str | None = None,
     field_names: Mapping[str, str] | None = None,
-    sources: Iterable[str] = SOURCE_LAYERS,
+    sources: Iterable[str] | None = None,
     coords: str | None = None,
 ) -> GridSystem:
     """Read a grid system from a Shapefile folder, a GeoPackage or a GeoParquet folder.
 
     Layers named after ``config``'s levels become the levels; layers named
-    in ``sources`` (by default the party-building and sanitation grids,
-    ``party_grid`` and ``sanitation_grid``) become source layers. Any other
+    in ``sources`` (by default ``config.dual_sources``: for the banner the
+    party-building and sanitation grids) become source layers. Any other
     layer the file or folder holds (``roads``, ``buildings``) is not read: a
     warning names it.
 
@@ -155,7 +155,8 @@ def read_system(
         files = folder_layers(path)
         if next(iter(files.values())).suffix.lower() != ".shp":
             no_encoding_outside_shapefiles(encoding, "parquet", path)
-    order = _system_layers(files, config, list(sources), path)
+    wanted = list(config.dual_sources if sources is None else sources)
+    order = _system_layers(files, config, wanted, path)
     layers = {
         name: read_layer(
             files[name],
