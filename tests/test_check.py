@@ -352,3 +352,73 @@ def test_check_level_refuses_metres_labelled_as_degrees():
     frame = grids(three()).set_crs(4490, allow_override=True)
     with pytest.raises(CrsError, match=r"layer 'grid'.*look like metres"):
         check_level(frame, "grid", town_frame().set_crs(4490, allow_override=True))
+
+
+# -- projection once and right; the GCJ-02 hint -----------------------------------------
+def tiny_system(**replace_layers) -> GridSystem:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import tiny_layers
+
+    return GridSystem.from_layers({**tiny_layers(), **replace_layers}, origin="tiny")
+
+
+def test_the_tiny_fixture_exact_in_degrees_checks_clean():
+    # Its towns' 11 km straight edges carry the grids' vertices only at their ends;
+    # projecting corners alone made a 40,613 m² "gap" 4.8 m wide and 11 other findings.
+    report = check_system(tiny_system())
+    assert report.defects.empty and report.ok and report.hints == []
+
+
+def test_auto_metric_crs_is_chosen_once_and_reported():
+    from dataclasses import replace
+
+    system = tiny_system()
+    auto = GridSystem.from_layers(
+        {k: v.copy() for k, v in system.levels.items()},
+        config=replace(system.config, metric_crs="auto"),
+        origin="tiny",
+    )
+    report = check_system(auto)
+    assert report.metric_crs.to_epsg() == 4545 and report.defects.empty
+    assert report.to_dict()["metric_crs"].startswith("EPSG:4545")
+
+
+def test_a_grid_layer_in_gcj02_gets_the_hint_naming_it():
+    from gridgeo.crs import wgs84_to_gcj02
+
+    system = tiny_system()
+    grid = system.levels["grid"].copy()
+    grid.geometry = shapely.transform(
+        grid.geometry.to_numpy(), lambda xy: np.column_stack(wgs84_to_gcj02(*xy.T))
+    )
+    report = check_system(tiny_system(grid=grid), dual=False)
+    kinds = set(report.defects.loc[report.defects["level"] == "grid", "kind"])
+    assert {"gap", "outside_parent"} <= kinds
+    assert len(report.hints) == 1
+    assert "layer 'grid'" in report.hints[0] and "outside 'town'" in report.hints[0]
+    assert "coords='gcj02'" in report.hints[0]
+    # check_level carries it in the frame's attrs.
+    d = check_level(grid, "grid", system.levels["town"])
+    assert d.attrs["hints"] == report.hints
+
+
+def test_check_level_on_a_layer_without_codes_says_what_to_use():
+    from gridgeo.errors import SchemaError
+
+    plain = grids(three()).drop(columns=["code"])
+    with pytest.raises(SchemaError, match=r"no 'code' column.*check_layer"):
+        check_level(plain, "grid", town_frame())
+
+
+def test_codes_of_a_finding_are_sorted_and_pieces_are_separate():
+    cells = three()
+    # Two tabs of cell 1 reach into cell 2: two overlap pieces, one border.
+    tabs = [box(X0 + 200, Y0 + 10, X0 + 210, Y0 + 30), box(X0 + 200, Y0 + 60, X0 + 210, Y0 + 90)]
+    cells[1] = shapely.union_all([cells[1], *tabs])
+    d = check_level(grids(cells), "grid", town_frame())
+    assert d["kind"].tolist() == ["overlap", "overlap"]
+    assert set(d["codes"]) == {f"{TOWN}002,{TOWN}003"}
+    assert sorted(d["area_m2"].round(6)) == [200, 300]

@@ -345,3 +345,172 @@ def test_check_coordinates_accepts_china_and_names_swaps_and_metres(lon, lat):
     metres = ok.to_crs(ok.estimate_utm_crs()).set_crs(4490, allow_override=True)
     with pytest.raises(CrsError, match="look like metres"):
         check_coordinates(metres, "layer 'grid'")
+
+
+# -- the one projector ---------------------------------------------------------------
+def _banner_auto():
+    from dataclasses import replace
+
+    from gridgeo.config import BANNER
+
+    return replace(BANNER, metric_crs="auto")
+
+
+def test_auto_metric_crs_picks_cm_108_for_the_banner():
+    import sys
+    from pathlib import Path
+
+    from gridgeo.crs import metric_crs
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import tiny_layers
+
+    crs = metric_crs(_banner_auto(), tiny_layers()["banner"])
+    assert crs.to_epsg() == 4545 and "CM 108E" in crs.name
+    # The demo banner's own extent, and the same extent given in metres.
+    from gridgeo import load_demo
+
+    root = load_demo().levels["banner"]
+    assert metric_crs(_banner_auto(), root).to_epsg() == 4545
+    assert metric_crs(_banner_auto(), root.to_crs(3857)).to_epsg() == 4545
+
+
+@pytest.mark.parametrize(
+    ("bounds", "epsg", "cm"),
+    [
+        ((119.7, 29.2, 120.7, 30.5), 4549, 120),  # Hangzhou: CM 120E, not 108E
+        ((87.2, 43.6, 87.9, 44.1), 4538, 87),  # Urumqi
+        ((134.0, 47.0, 134.9, 48.3), 4554, 135),  # the east end of the family
+        ((-88.3, 41.6, -87.5, 42.2), 32616, -87),  # Chicago: WGS 84 / UTM 16N
+    ],
+)
+def test_auto_metric_crs_is_the_nearest_zone_for_a_county(bounds, epsg, cm):
+    from gridgeo.crs import metric_crs
+
+    crs = metric_crs(_banner_auto(), bounds)
+    assert crs.to_epsg() == epsg
+    assert crs.coordinate_operation.params[1].value == cm  # the central meridian
+
+
+def test_auto_metric_crs_is_equal_area_for_a_province():
+    from shapely import box
+
+    from gridgeo.crs import metric_crs, project
+
+    bounds = (97.2, 37.4, 126.1, 53.3)  # Inner Mongolia
+    crs = metric_crs(_banner_auto(), bounds)
+    assert crs.to_epsg() is None and "Albers" in crs.name
+    assert crs.coordinate_operation.method_name == "Albers Equal Area"
+    cell = box(98.0, 38.0, 98.5, 38.5)  # a far corner: Albers keeps its area exact
+    geodesic = abs(Geod(ellps="GRS80").geometry_area_perimeter(cell)[0])
+    assert project(cell, 4490, crs).area == pytest.approx(geodesic, rel=1e-5)
+    # CM 108E there would be 2 % off: the reason for "auto".
+    assert abs(project(cell, 4490, 4545).area / geodesic - 1) > 0.01
+
+
+def test_explicit_and_bad_metric_crs():
+    from dataclasses import replace
+
+    from gridgeo.config import BANNER
+    from gridgeo.crs import metric_crs
+
+    assert metric_crs(replace(BANNER, metric_crs="EPSG:4549"), (108, 40, 109, 41)).to_epsg() == 4549
+    with pytest.raises(CrsError, match="no extent"):
+        metric_crs(_banner_auto())
+    with pytest.raises(CrsError, match=r"'EPSG:99999'.*not a coordinate reference system"):
+        metric_crs(replace(BANNER, metric_crs="EPSG:99999"))
+
+
+def test_long_straight_edges_land_where_they_were_drawn():
+    from shapely import LineString, Point
+
+    from gridgeo.crs import project
+
+    edge = LineString([(108.0, 41.0), (109.0, 41.0)])  # 84 km along a parallel
+    middle = Point(108.5, 41.0)
+    chord = project([edge, middle], 4490, 4545, spacing=None)
+    assert chord[0].distance(chord[1]) > 50  # the old projection: 80 m off
+    curve = project([edge, middle], 4490, 4545)
+    assert curve[0].distance(curve[1]) < 0.001
+
+
+def test_projected_long_shared_edges_leave_no_false_gap():
+    import geopandas as gpd
+    from shapely import box
+
+    from gridgeo.check import check_level
+
+    # A 0.5° town split into four grids; the town's edges have only its corners,
+    # the grids add vertices along them.
+    town = gpd.GeoDataFrame({"code": ["150823100"], "parent_code": ["150823"]},
+                            geometry=[box(108.0, 40.5, 108.5, 41.0)], crs=4490)  # fmt: skip
+    cells = [box(108.0 + 0.25 * i, 40.5 + 0.25 * j, 108.25 + 0.25 * i, 40.75 + 0.25 * j)
+             for i in range(2) for j in range(2)]  # fmt: skip
+    grids = gpd.GeoDataFrame(
+        {"code": [f"150823100{k:03d}" for k in range(1, 5)], "parent_code": ["150823100"] * 4},
+        geometry=cells,
+        crs=4490,
+    )
+    assert check_level(grids, "grid", town).empty
+    # The same in metres: projecting corners only would open metres-wide gaps.
+    from gridgeo.crs import project
+
+    chord_town = project(town.geometry.iloc[0], 4490, 4545, spacing=None)
+    chord_cells = project(grids.geometry.to_numpy(), 4490, 4545, spacing=None)
+    import shapely
+
+    assert chord_town.difference(shapely.union_all(chord_cells)).area > 10_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=4, max_size=4),
+    st.floats(0.5, 400),
+)
+def test_densify_is_symmetric(xy, spacing):
+    from shapely import LineString, get_coordinates
+
+    from gridgeo.crs import densify
+
+    p, q = tuple(xy[:2]), tuple(xy[2:])
+    forward, backward = densify([LineString([p, q]), LineString([q, p])], spacing)
+    a, b = get_coordinates(forward), get_coordinates(backward)[::-1]
+    assert np.array_equal(a, b)  # bit for bit
+    steps = np.hypot(*np.diff(a, axis=0).T)
+    assert (steps <= spacing * (1 + 1e-9)).all()
+
+
+def test_densify_keeps_types_holes_and_empties():
+    from shapely import MultiPolygon, Point, Polygon, box
+
+    from gridgeo.crs import densify
+
+    donut = box(0, 0, 10, 10).difference(box(2, 2, 8, 8))
+    multi = MultiPolygon([box(20, 0, 30, 10), box(40, 0, 50, 10)])
+    out = densify([donut, multi, Point(1, 1), Polygon(), None], 1.0)
+    assert [g.geom_type if g is not None else None for g in out] == [
+        "Polygon", "MultiPolygon", "Point", "Polygon", None]  # fmt: skip
+    assert out[0].equals(donut) and out[1].equals(multi)
+    assert len(out[0].interiors) == 1 and len(out[0].exterior.coords) == 41
+
+
+def test_transformers_are_cached_and_4326_is_as_fast_and_the_same_as_4490():
+    import time
+
+    from pyproj import CRS
+
+    from gridgeo.crs import transformer
+
+    wgs, cgcs, gk = CRS.from_epsg(4326), CRS.from_epsg(4490), CRS.from_epsg(4545)
+    assert transformer(wgs, gk) is transformer(wgs, gk)
+    lon = np.random.default_rng(1).uniform(108, 109, 200_000)
+    lat = np.random.default_rng(2).uniform(40, 41, 200_000)
+    assert np.array_equal(transformer(wgs, gk).transform(lon, lat),
+                          transformer(cgcs, gk).transform(lon, lat))  # fmt: skip
+    timings = {}
+    for crs in (wgs, cgcs):
+        start = time.perf_counter()
+        for _ in range(3):
+            transformer(crs, gk).transform(lon, lat)
+        timings[crs.to_epsg()] = time.perf_counter() - start
+    assert timings[4326] < 2 * timings[4490]  # it was 6.5 x before
