@@ -593,7 +593,7 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.check import check_system
     from gridgeo.io import write_layer
 
-    inputs = _check_inputs({"grid system": args.data})
+    inputs = _check_inputs({"grid system": args.data, "--within": _within_path(args.within)})
     out = Path(args.out) if args.out else None
     summary_path = (
         Path(args.summary)
@@ -616,10 +616,15 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
         outputs.append(_Output("--summary", summary_path, (".json",)))
     _check_outputs(outputs, inputs)
 
-    config = _config(args)
-    system = _read(args.data, config, strict=False, encoding=args.encoding, coords=args.coords)
-    with ui.status("checking …"):
-        report = check_system(system, dual=not args.no_dual and bool(config.dual_sources))
+    if _plain_layer(args):
+        report = _check_plain_layer(args, ui)
+    else:
+        config = _config(args)
+        system = _read(args.data, config, strict=False, encoding=args.encoding, coords=args.coords)
+        with ui.status("checking …"):
+            report = check_system(system, dual=not args.no_dual and bool(config.dual_sources))
+    for hint in report.hints:
+        ui.err.print("注意 note:", hint, style="yellow", markup=False, highlight=False)
     payload = report.to_dict()
     if not report.crosswalk.empty:
         payload["crosswalk_rows"] = len(report.crosswalk)
@@ -646,6 +651,36 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
             "[bold green]通过 passed[/]" if report.ok else f"[bold red]{report.errors} errors[/]"
         )
     return 0 if report.ok else 1
+
+
+def _plain_layer(args: argparse.Namespace) -> bool:
+    """One plain polygon layer (``--layer``, or a single-layer file) instead of a grid system."""
+    path = Path(args.data)
+    return args.layer is not None or (path.is_file() and path.suffix.lower() != ".gpkg")
+
+
+def _within_path(value: str | None) -> str | None:
+    """The file of ``--within FILE[:LAYER]``."""
+    if value is None:
+        return None
+    file, _, layer = value.rpartition(":") if ":" in Path(value).name else (value, "", "")
+    return file if layer else value
+
+
+def _check_plain_layer(args: argparse.Namespace, ui: _Ui):
+    from gridgeo.check import check_layer
+    from gridgeo.io import read_layer
+
+    options = {"encoding": args.encoding, "coords": args.coords}
+    frame = read_layer(args.data, args.layer, **options)
+    outline = None
+    if args.within:
+        file = _within_path(args.within)
+        layer = args.within[len(file) + 1 :] or None
+        outline = read_layer(file, layer, **options)
+    name = args.layer or Path(args.data).stem
+    with ui.status(f"checking layer {name} …"):
+        return check_layer(frame, within=outline, id=args.id, name=name)
 
 
 # -- assign -------------------------------------------------------------------------------------
@@ -953,12 +988,20 @@ def build_parser() -> argparse.ArgumentParser:
         "validate every level (gaps, overlaps, slivers, codes) and the dual grid",
         "Checks every level of a grid system: gaps, overlaps, slivers, parts outside\n"
         "the parent, invalid geometry, duplicate or malformed codes, and the dual grid\n"
-        "(双网合一) against its source layers. Exit 1 when errors are found.",
+        "(双网合一) against its source layers. With --layer (or a single .shp file) it\n"
+        "checks one plain polygon layer instead: invalid geometry, overlaps, gaps (holes,\n"
+        "or against --within), slivers, multiparts, edge mismatches. Exit 1 on errors.",
         "  gridgeo check data/shapefiles\n"
         "  gridgeo check banner.gpkg -o defects.gpkg --summary defects.json\n"
-        "  gridgeo check banner.gpkg --format csv > defects.csv\n",
+        "  gridgeo check banner.gpkg --format csv > defects.csv\n"
+        "  gridgeo check parcels.shp --id PARCEL_ID\n"
+        "  gridgeo check city.gpkg --layer streets --within city.gpkg:boundary\n",
     )
-    p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")
+    p.add_argument(
+        "data",
+        help="grid system (folder of Shapefiles, GeoPackage, folder of GeoParquet "
+        "files), or one polygon layer file",
+    )
     p.add_argument(
         "-o",
         "--out",
@@ -968,6 +1011,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary", help="path of the JSON summary (default: beside --out, ….summary.json)"
     )
     p.add_argument("--no-dual", action="store_true", help="skip the dual-grid (双网合一) check")
+    p.add_argument(
+        "--layer",
+        help="check this one plain polygon layer (no codes, no hierarchy) of a GeoPackage; "
+        "a .shp, .geojson or .parquet file is always checked as one plain layer",
+    )
+    p.add_argument(
+        "--within",
+        metavar="OUTLINE",
+        help="plain layer: the outline it must cover (a file, or FILE.gpkg:LAYER); gaps "
+        "open to its edge and parts beyond it are reported",
+    )
+    p.add_argument(
+        "--id", metavar="COLUMN", help="plain layer: the column naming its polygons (default: row)"
+    )
     p.add_argument("--limit", type=int, default=40, help="rows of the table to print (default 40)")
     p.add_argument("--encoding", help=encoding_help)
     p.add_argument("--config", help=config_help)

@@ -636,3 +636,24 @@ def test_coords_converts_gcj02_grid_layers_on_read(tmp_path, capsys):
     assert converted["levels"]["grid"]["area_km2"] == pytest.approx(
         original["levels"]["grid"]["area_km2"], rel=1e-7
     )
+
+
+def test_check_one_plain_layer(tmp_path, capsys):
+    """`check FILE.shp` and `check FILE.gpkg --layer L --within FILE.gpkg:L2` check one layer."""
+    assert main(["check", str(DATA_DIR / "shapefiles" / "grid.shp"), "--id", "code"]) == 0
+    dirty = DATA_DIR / "dirty" / "urad_front_dirty.gpkg"
+    capsys.readouterr()
+    code = main(
+        ["check", str(dirty), "--layer", "grid", "--within", f"{dirty}:banner", "--id", "code",
+         "--format", "json"]
+    )  # fmt: skip
+    found = json.loads(capsys.readouterr().out)
+    assert code == 1
+    kinds = pd.Series([d["kind"] for d in found["defects"]]).value_counts().to_dict()
+    assert kinds["gap"] == 2 and kinds["overlap"] == 2 and kinds["invalid_geometry"] == 1
+    # the codes come from --id, not row numbers
+    assert any(d["codes"] == "150823101052,150823101057" for d in found["defects"])
+    assert (
+        main(["check", str(dirty), "--layer", "grid", "--within", str(tmp_path / "no.gpkg")]) == 2
+    )
+    assert "--within" in capsys.readouterr().err
