@@ -62,7 +62,7 @@ import shapely
 from pyproj import CRS
 
 from gridgeo.config import BANNER, GridConfig, Role, Tolerances
-from gridgeo.crs import require_crs, to_metric
+from gridgeo.crs import metric_crs, require_crs, to_metric
 from gridgeo.defects import defect_frame, polygon_width
 from gridgeo.errors import ConfigError, CrsError, LayerError, SchemaError
 from gridgeo.model import GridSystem
@@ -187,7 +187,8 @@ def check_dual_grid(
             )
     # GEOS releases the GIL: the layers are prepared, then compared, two at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        dual, *found = pool.map(lambda f: _Layer.of(f, config, tol), layers.values())
+        target = metric_crs(config, merged)  # one CRS for all three ("auto": from the dual grid)
+        dual, *found = pool.map(lambda f: _Layer.of(f, config, tol, target), layers.values())
         sources = dict(zip(names, found, strict=True))
         compared = list(pool.map(lambda n: _compare(dual, sources[n], n, tol), names))
     crosswalks = [c for c, _, _ in compared]
@@ -273,8 +274,8 @@ class _Layer:
     crs: CRS
 
     @classmethod
-    def of(cls, frame: gpd.GeoDataFrame, config: GridConfig, tol: Tolerances) -> _Layer:
-        metric = to_metric(frame, config)
+    def of(cls, frame: gpd.GeoDataFrame, config: GridConfig, tol: Tolerances, target) -> _Layer:
+        metric = to_metric(frame, config, target)
         geoms = np.asarray(metric.geometry.to_numpy(), dtype=object)
         keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
         geoms = geoms[keep]

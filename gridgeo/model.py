@@ -29,7 +29,7 @@ from pyproj import CRS
 
 from gridgeo.codes import code_width_ok
 from gridgeo.config import BANNER, Coverage, GridConfig
-from gridgeo.crs import check_coordinates, require_crs, to_metric
+from gridgeo.crs import check_coordinates, metric_crs, require_crs, to_metric
 from gridgeo.errors import CodeError, CrsError, GeometryError, LayerError, SchemaError
 
 __all__ = ["REQUIRED_COLUMNS", "GridSystem"]
@@ -197,12 +197,28 @@ class GridSystem:
         sources.update({k: v for k, v in layers.items() if k not in levels})
         return GridSystem(levels, self.config, sources, self.origin)
 
+    @property
+    def metric_crs(self) -> CRS:
+        """The projected CRS of every metric computation on this system.
+
+        ``config.metric_crs`` when it names one; when it is ``"auto"``, chosen
+        once from the top level's extent (:func:`gridgeo.crs.metric_crs`), so
+        every level and capability measures in the same CRS.
+
+        >>> from gridgeo import load_demo
+        >>> load_demo().metric_crs.to_epsg()
+        4545
+        """
+        top = next((f for f in self.levels.values() if len(f)), None)
+        return metric_crs(self.config, top)
+
     def to_metric(self) -> GridSystem:
-        """The same system with every layer in :func:`gridgeo.crs.metric_crs`."""
+        """The same system with every layer in :attr:`metric_crs` (edges densified)."""
+        target = self.metric_crs
         return GridSystem(
-            {k: to_metric(v, self.config) for k, v in self.levels.items()},
+            {k: to_metric(v, self.config, target) for k, v in self.levels.items()},
             self.config,
-            {k: to_metric(v, self.config) for k, v in self.sources.items()},
+            {k: to_metric(v, self.config, target) for k, v in self.sources.items()},
             self.origin,
         )
 

@@ -12,7 +12,7 @@ from gridgeo.check import steps
 from gridgeo.check.report import CheckReport
 from gridgeo.codes import code_width_ok
 from gridgeo.config import BANNER, Coverage, GridConfig, Level, Role, Tolerances
-from gridgeo.crs import AUTO, check_coordinates, metric_crs, projector, require_crs
+from gridgeo.crs import check_coordinates, metric_crs, projector, require_crs
 from gridgeo.defects import COLUMNS, defect_frame
 from gridgeo.errors import CrsError, option
 from gridgeo.model import GridSystem
@@ -55,7 +55,7 @@ def check_system(
     """
     config = system.config
     tol = tolerances or config.tolerances
-    metric = metric_crs(config, _extent(system) if _auto(config) else None)
+    metric = system.metric_crs
     frames, hints = [], []
     parent = None
     for level in config.levels:
@@ -209,10 +209,10 @@ def _codes(codes, parents, level, parent, config, geoms) -> tuple[list, np.ndarr
                 "duplicate_code", members[:1], shapely.union_all(geoms[members]), str(len(idx)), 0.0
             )
         )
-    width_bad = ~code_width_ok(series, level.code_length).to_numpy()
+    width_bad = ~code_width_ok(series, level.code_width).to_numpy()
     out += [
         steps.Finding("bad_code", np.array([i]), shapely.point_on_surface(geoms[i]),
-                      f"not {level.code_length} digits", 0.0)
+                      f"not {level.code_width} digits", 0.0)
         for i in np.flatnonzero(width_bad)
     ]  # fmt: skip
     orphan = np.zeros(len(codes), dtype=bool)
@@ -222,7 +222,10 @@ def _codes(codes, parents, level, parent, config, geoms) -> tuple[list, np.ndarr
     orphan = ~np.isin(parents, parent.index)
     out += [steps.Finding("orphan", np.array([i]), geoms[i], parents[i], 0.0)
             for i in np.flatnonzero(orphan)]  # fmt: skip
-    extends = (pd.Series(codes, dtype=object).str.slice(0, plen) == parents).to_numpy(dtype=bool)
+    # A child extends the first code_length digits of its parent's code (a root code
+    # with trailing zeros, 150800, is extended by 1508…: see gridgeo.config).
+    prefix = pd.Series(parents, dtype=object).str.slice(0, plen).to_numpy()
+    extends = (pd.Series(codes, dtype=object).str.slice(0, plen).to_numpy() == prefix).astype(bool)
     out += [
         steps.Finding("bad_code", np.array([i]), shapely.point_on_surface(geoms[i]),
                       f"does not extend parent {parents[i]}", 0.0)
@@ -287,18 +290,6 @@ def _district_length(config: GridConfig) -> int:
     if district is not None:
         return district.code_length
     return config.levels[1].code_length if len(config.levels) > 1 else len(config.root_code)
-
-
-def _auto(config: GridConfig) -> bool:
-    return str(config.metric_crs).strip().lower() == AUTO
-
-
-def _extent(system: GridSystem):
-    """All levels' extent, in degrees, for ``metric_crs="auto"``."""
-    frames = [f for f in system.levels.values() if len(f)]
-    if not frames:
-        return None
-    return gpd.GeoDataFrame(geometry=pd.concat([f.geometry for f in frames]), crs=system.crs)
 
 
 def _concat(frames, crs) -> gpd.GeoDataFrame:

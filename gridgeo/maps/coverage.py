@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from gridgeo import stats
 from gridgeo.config import BANNER, GridConfig, Level, Role
-from gridgeo.crs import from_wgs84, metric_crs
+from gridgeo.crs import from_wgs84
 from gridgeo.defects import SEVERITY_ORDER
 from gridgeo.errors import CrsError, GridgeoError, SchemaError, option
 from gridgeo.maps.page import build_page
@@ -421,8 +421,9 @@ class _Layer:
 def _simplified(system: GridSystem, tolerance: float, shift: bool) -> dict[str, gpd.GeoDataFrame]:
     """Each level simplified as a coverage in metres, rounded to ~0.1 m, in lon/lat."""
     out = {}
+    target = system.metric_crs
     for name, frame in system.items():
-        metric = frame.to_crs(metric_crs(system.config))
+        metric = frame.to_crs(target)
         # Polygon parts only: a repaired spike would otherwise leave a line behind.
         geoms = shapely.make_valid(
             metric.geometry.to_numpy(), method="structure", keep_collapsed=False
