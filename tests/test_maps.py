@@ -296,7 +296,7 @@ def test_user_text_never_appears_raw(xss):
 
 def test_user_text_decodes_to_the_exact_original(xss):
     config, _, _ = embedded(xss.html)
-    grids = [f["properties"] for f in config["grid"]["features"]]
+    grids = [f["properties"] for f in config["workload"]["features"]]
     assert [g["name"] for g in grids] == xss.grid_names
     assert [g["leader"] for g in grids] == xss.leaders
     towns = [f["properties"]["name"] for f in layer(config, "town")["data"]["features"]]
@@ -394,7 +394,7 @@ def test_default_layers_and_counts(demo):
         "incidents_per_1000",
         "open_overdue",
     } <= set(shown)
-    assert len(config["grid"]["features"]) == 662
+    assert len(config["workload"]["features"]) == 662
     assert len(layer(config, "town")["data"]["features"]) == 11
     assert len(layer(config, "micro_grid")["data"]["features"]) == 897
     shown = demo.defects[demo.defects["severity"] != "info"]
@@ -411,7 +411,7 @@ def test_amap_shifts_to_gcj02():
     html = render_html(coverage_map(system, tiles="amap"))
     shifted, _, _ = embedded(html)
     geod = Geod(ellps="WGS84")
-    for a, b in zip(plain["grid"]["features"], shifted["grid"]["features"], strict=True):
+    for a, b in zip(plain["workload"]["features"], shifted["workload"]["features"], strict=True):
         (lon1, lat1), (lon2, lat2) = (f["geometry"]["coordinates"][0][0] for f in (a, b))
         metres = geod.inv(lon1, lat1, lon2, lat2)[2]
         assert 400 < metres < 600, metres
@@ -424,7 +424,7 @@ def test_amap_shifts_to_gcj02():
             coverage_map(system, tiles="https://t.example/{z}/{x}/{y}.png", tiles_crs="gcj02")
         )
     )
-    assert own["grid"] == shifted["grid"]
+    assert own["workload"] == shifted["workload"]
     assert TEXT["en"]["gcj02"] in render_html(coverage_map(system, tiles="amap", language="en"))
 
 
@@ -467,7 +467,7 @@ def test_neighbours_get_different_colours(demo):
     assert not (colours[left] == colours[right]).any()
 
     # and on the simplified, rounded geometry the page actually draws
-    features = demo.config["grid"]["features"]
+    features = demo.config["workload"]["features"]
     drawn = np.array([shape(f["geometry"]) for f in features])
     fills = np.array([f["properties"]["fill"] for f in features])
     left, right = neighbour_pairs(drawn, 1e-6)
@@ -516,7 +516,7 @@ def test_dirty_system_draws():
     """
     system = load_demo("dirty")
     config, _, _ = embedded(render_html(coverage_map(system)))
-    assert len(config["grid"]["features"]) == len(system["grid"])
+    assert len(config["workload"]["features"]) == len(system["grid"])
     assert len(layer(config, "micro_grid")["data"]["features"]) == len(system["micro_grid"])
 
 
@@ -605,7 +605,7 @@ def notebook_html(m) -> str:
 def assert_payload_is_text(page: str, payload: str, language: str) -> None:
     """Every field holds ``payload`` exactly, and nothing of it ran as a template."""
     config, _, _ = embedded(page)
-    grids = [f["properties"] for f in config["grid"]["features"]]
+    grids = [f["properties"] for f in config["workload"]["features"]]
     assert {g["name"] for g in grids} == {g["leader"] for g in grids} == {payload}
     for key in ("town", "micro_grid"):
         assert {f["properties"]["name"] for f in layer(config, key)["data"]["features"]} == {
@@ -682,7 +682,7 @@ def test_template_payloads_through_the_cli(tmp_path):
     assert main(["map", str(data), "-o", str(out), "--incidents", str(events)]) == 0
     page = out.read_text(encoding="utf-8")
     config, _, _ = embedded(page)
-    grids = [f["properties"] for f in config["grid"]["features"]]
+    grids = [f["properties"] for f in config["workload"]["features"]]
     assert [g["name"] for g in grids] == payloads[:4]
     assert [g["leader"] for g in grids] == payloads[4:8]
     assert [f["properties"]["name"] for f in layer(config, "town")["data"]["features"]] == (
@@ -909,11 +909,11 @@ def test_levels_come_from_the_config():
         "township",
     ]
     roles = {k: (specs[k]["role"], specs[k]["label"], specs[k]["show"]) for k in specs}
-    assert roles["cell"] == ("grid", "Cell", True)
+    assert roles["cell"] == ("workload", "Cell", True)
     assert roles["township"] == ("top", "Township", True)
     assert roles["village"] == ("mid", "Village", True)
     assert roles["plot"] == ("fine", "Plot", False)
-    assert [f["properties"]["code"] for f in page["grid"]["features"]] == list(cell["code"])
+    assert [f["properties"]["code"] for f in page["workload"]["features"]] == list(cell["code"])
     assert [item[2] for item in page["places"]["items"]] == list(layers["town"]["name"])
     with pytest.raises(GridgeoError, match="'grid'"):
         coverage_map(system, layers=("grid",))
@@ -922,9 +922,9 @@ def test_levels_come_from_the_config():
         system.levels, dataclasses.replace(config, roles=(("workload", "village"),))
     )
     page = embedded(render_html(coverage_map(declared)))[0]
-    assert [f["properties"]["code"] for f in page["grid"]["features"]] == list(village["code"])
+    assert [f["properties"]["code"] for f in page["workload"]["features"]] == list(village["code"])
     assert {s["key"]: s["role"] for s in page["layers"]} == {
-        "village": "grid",
+        "village": "workload",
         "plot": "fine",
         "cell": "fine",
         "township": "top",

@@ -173,7 +173,7 @@ def demo(tmp_path_factory):
 
 def test_demo_map_draws_offline(browser, demo):
     config = demo.config
-    grids = len(config["grid"]["features"])
+    grids = len(config["workload"]["features"])
     towns = len(layer(config, "town")["data"]["features"])
     defect_features = layer(config, "defects")["data"]["features"]["features"]
     # each defect row is one path: polygons and multipolygons one <path> each, points
@@ -240,7 +240,7 @@ def test_view_shows_its_legend(browser, demo):
 
 
 def test_search_lists_and_finds_a_grid(browser, demo):
-    grids = [f["properties"] for f in demo.config["grid"]["features"]]
+    grids = [f["properties"] for f in demo.config["workload"]["features"]]
     micro_parents = {
         f["properties"]["code"][:12] for f in layer(demo.config, "micro_grid")["data"]["features"]
     }
@@ -315,7 +315,7 @@ def xss(tmp_path_factory):
     path = tmp_path_factory.mktemp("xss") / "xss.html"
     path.write_text(html, encoding="utf-8")
     name, (config, _, _) = map_name(html), embedded(html)
-    features = {f["properties"]["code"]: f for f in config["grid"]["features"]}
+    features = {f["properties"]["code"]: f for f in config["workload"]["features"]}
     targets = [features[c] for c in grid.loc[big, "code"]]
     return SimpleNamespace(path=path, name=name, config=config, targets=targets, events=events)
 
@@ -490,7 +490,7 @@ def pixel(page: Page, name: str, lon: float, lat: float) -> np.ndarray:
 
 def test_a_view_replaces_the_grid_fill(browser, demo):
     spec = layer(demo.config, "households_per_worker")
-    grids = demo.config["grid"]["features"]
+    grids = demo.config["workload"]["features"]
     # the largest grids, of a pastel far enough from the background for the
     # pastel's contribution under the view (0.2 × 0.6 of it) to show
     radius = [shapely.maximum_inscribed_circle(shape(g["geometry"]), 1e-5).length for g in grids]

@@ -251,7 +251,7 @@ def coverage_map(
             for e in entries
         ],
         "legends": legends,
-        "grid": grid_data,
+        "workload": grid_data,
         "places": _places(polygons[roles.top], language) if want(roles.top) else None,
     }
     m = build_page(config, bounds)
@@ -339,7 +339,7 @@ class _Roles:
 
     def role(self, level: str) -> str:
         if level == self.grid:
-            return "grid"
+            return "workload"
         if level == self.top:
             return "top"
         return "mid" if self.drawn.index(level) < self.drawn.index(self.grid) else "fine"
@@ -415,7 +415,7 @@ class _Layer:
     kind: str  # "polygons", "view", "heat", "points", "defects"
     data: object
     show: bool
-    role: str | None = None  # polygons: "top", "mid", "grid", "fine"
+    role: str | None = None  # polygons: "top", "mid", "workload", "fine"
 
 
 def _simplified(system: GridSystem, tolerance: float, shift: bool) -> dict[str, gpd.GeoDataFrame]:
@@ -463,7 +463,7 @@ def _level_layers(polygons, roles: _Roles, config: GridConfig, language: str, wa
         if not want(level):
             continue
         role = roles.role(level)
-        data = None if role == "grid" else _features(polygons[level])
+        data = None if role == "workload" else _features(polygons[level])
         label = _level_label(config.level(level), language)
         out.append(_Layer(level, label, "polygons", data, role != "fine", role))
     return out

@@ -82,25 +82,25 @@ function gridgeoMap(map, cfg) {
   var roles = {
     top: function () { return { color: '#222', weight: 2.5, fill: false, className: 'gg-top' }; },
     mid: function () { return { color: '#444', weight: 1.4, fill: false, className: 'gg-mid' }; },
-    grid: function (f) { return { color: '#555', weight: 0.8, fillColor: f.properties.fill, fillOpacity: GRID_FILL, className: 'gg-grid' }; },
+    workload: function (f) { return { color: '#555', weight: 0.8, fillColor: f.properties.fill, fillOpacity: GRID_FILL, className: 'gg-grid' }; },
     fine: function () { return { color: '#2166ac', weight: 0.6, dashArray: '3', fill: false, className: 'gg-fine' }; }
   };
 
   function polygons(spec) {
-    var layer = L.geoJSON(spec.data || cfg.grid, {
-      renderer: spec.role === 'grid' ? svg : outlines,
+    var layer = L.geoJSON(spec.data || cfg.workload, {
+      renderer: spec.role === 'workload' ? svg : outlines,
       style: roles[spec.role],
       onEachFeature: function (f, l) {
         l.bindTooltip(function () { return tip(f.properties); }, { sticky: true });
         searchable.push({ props: f.properties, layer: l });
       }
     });
-    if (spec.role === 'grid') gridLayer = layer;
+    if (spec.role === 'workload') gridLayer = layer;
     return layer;
   }
 
   function view(spec) {
-    return L.geoJSON(cfg.grid, {
+    return L.geoJSON(cfg.workload, {
       renderer: svg,
       style: function (f) {
         return { color: '#777', weight: 0.6, fillColor: spec.data.fill[f.properties.i], fillOpacity: VIEW_FILL, className: 'gg-view' };
