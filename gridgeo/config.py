@@ -49,6 +49,7 @@ from typing import Any
 
 import pandas as pd
 
+from gridgeo.codes import as_text
 from gridgeo.errors import ConfigError, DataFileError, LayerError
 
 __all__ = [
@@ -680,8 +681,8 @@ def _write_toml(config: GridConfig) -> str:
 
 # -- inference --------------------------------------------------------------------
 def _code_text(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip()
-    return text[text.notna() & (text != "")]
+    text = as_text(values, missing="").str.strip()
+    return text[text != ""]
 
 
 def _infer(

@@ -27,7 +27,7 @@ import geopandas as gpd
 import pandas as pd
 from pyproj import CRS
 
-from gridgeo.codes import code_width_ok
+from gridgeo.codes import as_text, code_width_ok
 from gridgeo.config import BANNER, Coverage, GridConfig
 from gridgeo.crs import check_coordinates, metric_crs, require_crs, to_metric
 from gridgeo.errors import CodeError, CrsError, GeometryError, LayerError, SchemaError
@@ -359,17 +359,9 @@ def _normalise(frame: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
         )
     out = frame.copy()
     for column in ("code", "parent_code"):
-        out[column] = _as_code_text(out[column])
+        out[column] = as_text(out[column], missing="")
     out = out.reset_index(drop=True)
     return out
-
-
-def _as_code_text(values: pd.Series) -> pd.Series:
-    """Codes as text: integers lose no digits, missing becomes ''."""
-    if pd.api.types.is_float_dtype(values):
-        values = values.astype("Int64")
-    text = values.astype("string").fillna("")
-    return text.astype(object)
 
 
 def _require_same_crs(layers: Mapping[str, gpd.GeoDataFrame], origin: str) -> None:

@@ -57,6 +57,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from gridgeo.codes import as_text
 from gridgeo.config import BANNER, GridConfig, Level, Role
 from gridgeo.errors import ConfigError, GridgeoError, SchemaError, option
 from gridgeo.model import GridSystem
@@ -695,9 +696,7 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str, hint: str) 
 
 def _codes(frame: pd.DataFrame, column: str) -> pd.Series:
     """A code column as text (object), missing for NA and ''; index reset."""
-    values = frame[column].astype(object).reset_index(drop=True)
-    values = values.where(values.notna(), np.nan).astype(object)
-    text = values.where(values.isna(), values.astype(str))
+    text = as_text(frame[column].reset_index(drop=True), missing=np.nan)
     return text.where(text != "", np.nan)
 
 

@@ -216,3 +216,14 @@ def test_an_empty_full_level_is_refused_strictly_and_warned_leniently():
     with pytest.warns(UserWarning, match=r"\['grid'\] have no features") as caught:
         system = GridSystem.from_layers(layers, strict=False, origin="t.gpkg")
     assert system.empty_levels() == ["grid"] and len(caught) == 1
+
+
+def test_float_codes_that_are_not_whole_numbers_do_not_crash_the_model():
+    """A code column read as floats keeps its whole numbers as digits; 1.5 stays for the checks."""
+    layers = tiny_layers()
+    layers["town"] = layers["town"].assign(code=layers["town"]["code"].astype(float))
+    system = GridSystem.from_layers(layers, origin="t.gpkg")
+    assert system["town"]["code"].tolist() == tiny_layers()["town"]["code"].tolist()
+    layers["town"].loc[0, "code"] = 1.5
+    with pytest.raises(CodeError, match="row 0"):
+        GridSystem.from_layers(layers, origin="t.gpkg")
