@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -50,6 +50,8 @@ __all__ = [
     "project",
     "projector",
     "require_crs",
+    "require_same_crs",
+    "same_crs",
     "to_metric",
     "to_wgs84",
     "transformer",
@@ -401,6 +403,31 @@ def require_crs(frame: gpd.GeoDataFrame, what: str) -> CRS:
             "CGCS2000 / 3-degree Gauss-Kruger CM 108E (EPSG:4545)."
         )
     return crs
+
+
+def same_crs(a, b) -> bool:
+    """Whether two CRSs are the same (axis order aside): the one CRS comparison of gridgeo.
+
+    >>> same_crs("EPSG:4490", 4490), same_crs("EPSG:4490", "EPSG:4326")
+    (True, False)
+    """
+    if a is None or b is None:
+        return a is None and b is None
+    return CRS.from_user_input(a).equals(CRS.from_user_input(b), ignore_axis_order=True)
+
+
+def require_same_crs(layers: Mapping[str, gpd.GeoDataFrame], where: str) -> CRS:
+    """The CRS every layer of ``layers`` shares; :class:`CrsError` listing them if not."""
+    crss = {name: require_crs(frame, f"{where}, layer {name!r}") for name, frame in layers.items()}
+    first = next(iter(crss.values()))
+    if not all(same_crs(crs, first) for crs in crss.values()):
+        listing = ", ".join(f"{name}: {crs.to_string()}" for name, crs in crss.items())
+        raise CrsError(
+            f"{where}: layers are in different CRSs ({listing}). Reproject them to one "
+            f"CRS first, e.g. layer.to_crs({first.to_string()!r}); gridgeo never compares "
+            "layers across CRSs."
+        )
+    return first
 
 
 def to_metric(

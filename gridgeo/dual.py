@@ -62,9 +62,9 @@ import shapely
 from pyproj import CRS
 
 from gridgeo.config import BANNER, GridConfig, Role, Tolerances
-from gridgeo.crs import metric_crs, require_crs, to_metric
+from gridgeo.crs import metric_crs, require_same_crs, to_metric
 from gridgeo.defects import defect_frame, polygon_width
-from gridgeo.errors import ConfigError, CrsError, LayerError, SchemaError
+from gridgeo.errors import ConfigError, LayerError, SchemaError
 from gridgeo.model import GridSystem
 
 __all__ = ["CROSSWALK_COLUMNS", "DualGridReport", "check_dual_grid", "check_system_dual"]
@@ -178,7 +178,7 @@ def check_dual_grid(
     names = _source_names(config, "<memory>")
     workload = config.role_name(Role.WORKLOAD) or "merged"
     layers = {workload: merged, names[0]: party, names[1]: sanitation}
-    storage = _shared_crs(layers)
+    storage = require_same_crs(layers, "the dual grid and its source layers")
     for name, frame in layers.items():
         if "code" not in frame.columns:
             raise SchemaError(
@@ -328,19 +328,6 @@ def _source_names(config: GridConfig, origin: str) -> tuple[str, str]:
         )
     first, second = config.dual_sources
     return first, second
-
-
-def _shared_crs(layers: dict[str, gpd.GeoDataFrame]) -> CRS:
-    crss = {name: require_crs(frame, f"layer {name!r}") for name, frame in layers.items()}
-    first = next(iter(crss.values()))
-    if not all(crs.equals(first, ignore_axis_order=True) for crs in crss.values()):
-        listing = ", ".join(f"{name}: {_crs_name(crs)}" for name, crs in crss.items())
-        raise CrsError(
-            f"the dual grid and its source layers are in different CRSs ({listing}). "
-            f"Reproject them to one CRS first, e.g. party = party.to_crs("
-            f"{_crs_name(first)!r}); gridgeo never compares layers across CRSs."
-        )
-    return first
 
 
 def _crs_name(crs: CRS) -> str:

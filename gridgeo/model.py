@@ -29,8 +29,8 @@ from pyproj import CRS
 
 from gridgeo.codes import as_text, code_width_ok
 from gridgeo.config import BANNER, Coverage, GridConfig
-from gridgeo.crs import check_coordinates, metric_crs, require_crs, to_metric
-from gridgeo.errors import CodeError, CrsError, GeometryError, LayerError, SchemaError
+from gridgeo.crs import check_coordinates, metric_crs, require_crs, require_same_crs, to_metric
+from gridgeo.errors import CodeError, GeometryError, LayerError, SchemaError
 
 __all__ = ["REQUIRED_COLUMNS", "GridSystem"]
 
@@ -143,7 +143,7 @@ class GridSystem:
             for name, frame in layers.items()
             if name not in levels
         }
-        _require_same_crs({**levels, **sources}, origin)
+        require_same_crs({**levels, **sources}, origin)
         system = cls(levels=levels, config=config, sources=sources, origin=origin)
         empty = system.empty_levels()
         if empty and strict:
@@ -362,18 +362,6 @@ def _normalise(frame: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
         out[column] = as_text(out[column], missing="")
     out = out.reset_index(drop=True)
     return out
-
-
-def _require_same_crs(layers: Mapping[str, gpd.GeoDataFrame], origin: str) -> None:
-    crss = {name: CRS.from_user_input(frame.crs) for name, frame in layers.items()}
-    distinct = {crs.to_string() for crs in crss.values()}
-    if len(distinct) > 1:
-        listing = ", ".join(f"{name}: {crs.to_string()}" for name, crs in crss.items())
-        raise CrsError(
-            f"{origin}: layers are in different CRSs ({listing}). Reproject them to one "
-            "CRS first, e.g. layer.to_crs('EPSG:4490'); gridgeo never compares layers "
-            "across CRSs."
-        )
 
 
 def _code_rule(config: GridConfig, level) -> str:

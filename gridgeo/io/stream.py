@@ -68,6 +68,7 @@ from pyogrio.errors import DataLayerError, DataSourceError, FieldError
 
 import gridgeo
 from gridgeo.config import BANNER, GridConfig
+from gridgeo.crs import same_crs
 from gridgeo.errors import CrsError, DataFileError, GeometryError, SchemaError
 from gridgeo.io.atomic import commit, staging, swap_files
 from gridgeo.io.formats import check_layer_name
@@ -302,7 +303,7 @@ class StreamWriter:
                 f"{where}: the chunk {change} compared with the columns of the first chunk "
                 f"({self._columns}); every chunk of one file needs the same columns."
             )
-        if crs != self._crs:
+        if not same_crs(crs, self._crs):
             raise CrsError(
                 f"{where}: the chunk's CRS is {crs.to_string() if crs else None}, the first "
                 f"chunk's {self._crs.to_string() if self._crs else None}; reproject the "
