@@ -330,11 +330,6 @@ def _source_names(config: GridConfig, origin: str) -> tuple[str, str]:
     return first, second
 
 
-def _crs_name(crs: CRS) -> str:
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.name
-
-
 def _erode(geoms: np.ndarray, width: float) -> np.ndarray:
     """Each polygon shrunk by ``width / 2``: empty where it is no wider than ``width``."""
     return shapely.buffer(geoms, -width / 2, quad_segs=_QUAD_SEGS)
