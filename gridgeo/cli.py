@@ -585,6 +585,24 @@ def _print_kinds(summary: pd.DataFrame, ui: _Ui) -> None:
     ui.out.print(table)
 
 
+def _print_borders(borders, limit: int, ui: _Ui) -> None:
+    """Borders along which the check found several pieces: one problem each."""
+    several = borders[borders["pieces"] > 1]
+    if several.empty:
+        return
+    frame = pd.DataFrame(
+        {
+            "kinds": several["kinds"].to_numpy(),
+            "pieces": several["pieces"].to_numpy(),
+            "m²": several["area_m2"].to_numpy(),
+            "length m": several["length_m"].to_numpy(),
+        },
+        index=pd.Index(several["codes"].to_numpy(), name="border"),
+    ).head(limit)
+    title = f"沿同一边界的缺陷 pieces along one border ({len(several)} borders)"
+    ui.out.print(_fit(frame, title, ui.out))
+
+
 def _defect_rows(defects) -> pd.DataFrame:
     return pd.DataFrame(defects.drop(columns=defects.geometry.name))
 
@@ -637,6 +655,7 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
         summary = report.summary()
         if not summary.empty:
             _print_kinds(summary, ui)
+        _print_borders(report.borders(), args.limit, ui)
     written = []
     if out is not None:
         write_layer(report.defects, _prepare(out))

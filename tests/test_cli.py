@@ -657,3 +657,21 @@ def test_check_one_plain_layer(tmp_path, capsys):
         main(["check", str(dirty), "--layer", "grid", "--within", str(tmp_path / "no.gpkg")]) == 2
     )
     assert "--within" in capsys.readouterr().err
+
+
+def test_check_adds_up_pieces_along_one_border(tmp_path, capsys):
+    """Three sliver notches along the border of two cells read as one border with 3 pieces."""
+    from shapely import box
+
+    right = box(100, 0, 200, 100)
+    for y0, y1 in ((10, 30), (60, 90), (92, 95)):
+        right = right - box(100, y0, 100.4, y1)
+    cells = gpd.GeoDataFrame({"id": ["甲", "乙"]}, geometry=[box(0, 0, 100, 100), right], crs=4545)
+    cells.translate(500_000, 4_500_000).to_frame("geometry").assign(id=cells["id"]).to_file(
+        tmp_path / "cells.gpkg", layer="cells"
+    )
+    assert main(["check", str(tmp_path / "cells.gpkg"), "--layer", "cells", "--id", "id"]) == 0
+    out = capsys.readouterr().out
+    assert "pieces along one" in out
+    row = next(line for line in out.splitlines() if line.startswith("乙,甲"))
+    assert row.split()[1:3] == ["sliver", "3"]
