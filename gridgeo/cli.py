@@ -33,6 +33,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 import gridgeo
+from gridgeo.config import Role
 from gridgeo.errors import CrsError, DataFileError, EncodingError, GridgeoError, cli_voice
 
 __all__ = ["build_parser", "main"]
@@ -554,23 +555,24 @@ def _defect_blocks(defects, title: str) -> Table:
     return table
 
 
-def _kinds_by_town(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per kind: the total and the towns involved (``code ×n``), as one wrapping text cell."""
+def _kinds_by_district(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per kind: the total and the districts involved (``code ×n``), as one wrapping text cell."""
     towns = summary.drop(columns="total", errors="ignore")
     text = [
         ", ".join(f"{town} ×{int(n)}" if n > 1 else str(town) for town, n in row.items() if n > 0)
         for _, row in towns.iterrows()
     ]
     total = summary["total"] if "total" in summary else towns.sum(axis=1)
-    out = pd.DataFrame({"total": total.to_numpy(), "towns": text}, index=summary.index)
+    out = pd.DataFrame({"total": total.to_numpy(), "districts": text}, index=summary.index)
     out.index.name = "kind"
     return out
 
 
-def _print_kinds(summary: pd.DataFrame, ui: _Ui) -> None:
-    frame = _kinds_by_town(summary)
+def _print_kinds(summary: pd.DataFrame, ui: _Ui, where: tuple[str, str]) -> None:
+    """Defects per kind and district; ``where`` names the district level (zh, en)."""
+    frame = _kinds_by_district(summary)
     table = Table(
-        title="每类缺陷按苏木镇统计 defects per kind and town",
+        title=f"每类缺陷按{where[0]}统计 defects per kind and {where[1]}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -579,9 +581,9 @@ def _print_kinds(summary: pd.DataFrame, ui: _Ui) -> None:
     )
     table.add_column("kind", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
-    table.add_column("towns")  # wraps between codes, never inside one
+    table.add_column(f"{where[1]}s")  # wraps between codes, never inside one
     for kind, row in frame.iterrows():
-        table.add_row(str(kind), f"{int(row['total']):,}", row["towns"])
+        table.add_row(str(kind), f"{int(row['total']):,}", row["districts"])
     ui.out.print(table)
 
 
@@ -634,10 +636,13 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
         outputs.append(_Output("--summary", summary_path, (".json",)))
     _check_outputs(outputs, inputs)
 
+    where = ("图层", "layer")
     if _plain_layer(args):
         report = _check_plain_layer(args, ui)
     else:
         config = _config(args)
+        district = config.role(Role.DISTRICT) or config.levels[0]
+        where = (district.label_zh, district.label_en)
         system = _read(args.data, config, strict=False, encoding=args.encoding, coords=args.coords)
         with ui.status("checking …"):
             report = check_system(system, dual=not args.no_dual and bool(config.dual_sources))
@@ -654,7 +659,7 @@ def _cmd_check(args: argparse.Namespace, ui: _Ui) -> int:
         _print_defects(report.defects, args.limit, ui)
         summary = report.summary()
         if not summary.empty:
-            _print_kinds(summary, ui)
+            _print_kinds(summary, ui, where)
         _print_borders(report.borders(), args.limit, ui)
     written = []
     if out is not None:

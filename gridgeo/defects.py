@@ -13,8 +13,9 @@ Columns (in this order):
     ``dual_grid`` …).
 ``codes``
     Codes involved, comma-separated (GeoPackage has no list type).
-``town``
-    Town code(s) the finding lies in, comma-separated.
+``district``
+    Code(s) of the district (the level playing :attr:`Role.DISTRICT
+    <gridgeo.config.Role>`: the banner's towns) the finding lies in, comma-separated.
 ``area_m2``, ``width_m``
     Area of the defect geometry and its width — the diameter of its maximum
     inscribed circle — in the metric CRS (0 for points and lines).
@@ -41,7 +42,7 @@ COLUMNS = (
     "severity",
     "level",
     "codes",
-    "town",
+    "district",
     "area_m2",
     "width_m",
     "message_zh",
@@ -72,8 +73,8 @@ KINDS: Mapping[str, tuple[str, str, str]] = {
     ),
     "gap": (
         "error",
-        "{town} 内有 {area_m2:.0f} m² 无网格覆盖（邻接 {codes}）",
-        "{area_m2:.0f} m² of {town} covered by no child (next to {codes})",
+        "{district} 内有 {area_m2:.0f} m² 无网格覆盖（邻接 {codes}）",
+        "{area_m2:.0f} m² of {district} covered by no child (next to {codes})",
     ),
     "overlap": ("error", "{codes} 重叠 {area_m2:.0f} m²", "{codes} overlap by {area_m2:.0f} m²"),
     "sliver": (
@@ -124,8 +125,8 @@ KINDS: Mapping[str, tuple[str, str, str]] = {
     ),
     "digitising_noise": (
         "info",
-        "{town} {level} 数字化误差：{detail}",
-        "{town} {level}: digitising noise {detail}",
+        "{district} {level} 数字化误差：{detail}",
+        "{district} {level}: digitising noise {detail}",
     ),
 }
 
@@ -281,18 +282,18 @@ def _measured_width(geoms, area, perimeter, strip, tolerance: float, rel: float)
 
 
 def defect_frame(rows: Iterable[Mapping], crs) -> gpd.GeoDataFrame:
-    """The defect table from ``rows``: dicts with kind, level, codes, town, geometry, detail.
+    """The defect table from ``rows``: dicts with kind, level, codes, district, geometry, detail.
 
     Geometries must be in ``crs``, a metric CRS: area and width (unless a row
     gives ``width_m``) are measured here, severity and both messages filled in
     from :data:`KINDS`, and rows sorted by severity, level, kind and codes.
-    ``codes`` and ``town`` may be strings or lists of strings.
+    ``codes`` and ``district`` may be strings or lists of strings.
     """
     frame = pd.DataFrame(list(rows))
     if frame.empty:
         frame = pd.DataFrame(columns=[*COLUMNS, "detail"])
     frame["codes"] = frame["codes"].map(_join)
-    frame["town"] = frame["town"].map(_join)
+    frame["district"] = frame["district"].map(_join)
     geoms = np.asarray(frame["geometry"].to_numpy(), dtype=object)
     frame["area_m2"] = shapely.area(geoms) if len(geoms) else []
     if "width_m" not in frame:
@@ -314,11 +315,11 @@ def defect_frame(rows: Iterable[Mapping], crs) -> gpd.GeoDataFrame:
 
 
 def summarise(defects: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Counts of defects per kind (rows) and town (columns), with totals."""
+    """Counts of defects per kind (rows) and district (columns), with totals."""
     if defects.empty:
         return pd.DataFrame()
-    towns = defects.assign(town=defects["town"].str.split(",")).explode("town")
-    table = pd.crosstab(towns["kind"], towns["town"])
+    parts = defects.assign(district=defects["district"].str.split(",")).explode("district")
+    table = pd.crosstab(parts["kind"], parts["district"])
     table["total"] = defects["kind"].value_counts().reindex(table.index)
     return table
 

@@ -86,7 +86,7 @@ _QUAD_SEGS = 2
 # Tolerance of the maximum inscribed circle when measuring defect widths (m).
 _WIDTH_TOLERANCE = 0.1
 # The defect table's district column (gridgeo.defects.COLUMNS), not a level name.
-_DISTRICT = "town"
+_DISTRICT = "district"
 
 
 @dataclass

@@ -40,8 +40,13 @@ def test_info_fits_80_columns_with_whole_numbers(capsys, monkeypatch):
 def test_check_fits_80_columns_with_every_code(capsys, monkeypatch):
     code, out = narrow(capsys, monkeypatch, ["check", DIRTY])
     assert code == 1
+    from gridgeo.check import check_system
+    from gridgeo.demo import load_demo
+
     codes = ("150823104007", "150823107045", "150823107033", "150823100099004", "150823201999001")
-    for whole in (*codes, "18,974,102.7", "54,947.6", "150823108"):
+    areas = check_system(load_demo("dirty"))
+    largest = areas.defects["area_m2"].nlargest(2)  # the widest numbers, printed whole
+    for whole in (*codes, *(f"{a:,.1f}" for a in largest), "150823108"):
         assert whole in out
 
 

@@ -8,14 +8,14 @@ import shapely
 
 from gridgeo import demo, stats
 from gridgeo.codes import number_children
-from gridgeo.crs import to_metric
+from gridgeo.crs import metric_crs
 
 EQUAL_AREA = "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +ellps=GRS80 +units=m"
 
 
 @pytest.fixture(scope="module")
 def metric(demo_system):
-    return demo_system.to_metric()
+    return demo.built_in_metric(demo_system)  # how the demo was drawn
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,13 @@ def test_towns_are_the_real_ones(demo_system):
     assert 0.35 <= share["乌拉山镇"] <= 0.45
 
 
-def test_outline_is_the_real_banner_within_one_percent(demo_system):
+def test_outline_is_the_real_banner_within_one_percent(demo_system, metric):
     outline = demo_system["banner"].to_crs(EQUAL_AREA)
     area_km2 = outline.area.iloc[0] / 1e6
     assert abs(area_km2 - 7_480) / 7_480 < 0.01
     # The same outline: the demo is cut from it in the metric CRS, to 1 cm.
-    source = to_metric(gpd.GeoDataFrame(geometry=[demo.banner_outline()], crs=4490))
-    banner = demo_system.to_metric()["banner"]
+    source = gpd.GeoDataFrame(geometry=[demo.banner_outline()], crs=4490).to_crs(metric.crs)
+    banner = metric["banner"]
     assert banner.geometry.iloc[0].hausdorff_distance(source.geometry.iloc[0]) < 0.05
     assert len(banner.geometry.iloc[0].interiors) == 0
 
@@ -155,12 +155,12 @@ def test_incidents_cover_a_year_with_gbt_classes(demo_system, homes):
 # -- the dirty variant and its truth ------------------------------------------
 @pytest.fixture(scope="module")
 def dirty(dirty_system):
-    return dirty_system.to_metric()
+    return demo.built_in_metric(dirty_system)
 
 
 @pytest.fixture(scope="module")
 def truth():
-    return to_metric(demo.load_truth("dirty"))
+    return demo.load_truth("dirty").to_crs(metric_crs())  # drawn in the metric CRS
 
 
 def test_truth_lists_every_required_kind(truth):
@@ -222,7 +222,7 @@ def test_dirty_equals_clean_outside_the_defects(dirty, truth, metric):
 
 
 def test_dual_truth_matches_the_source_layers(metric):
-    truth = to_metric(demo.load_truth("dual"))
+    truth = demo.load_truth("dual").to_crs(metric_crs())
     assert (truth["kind"] == "reassigned").sum() == 12
     assert (truth["kind"] == "merged").sum() == 20
     party = metric.sources["party_grid"].set_index("code")

@@ -102,7 +102,7 @@ def test_displacements_only_where_the_truth_changed_something(report, truth):
 def test_noise_is_one_info_row_per_town_and_layer(report, system):
     noise = report.defects[report.defects["kind"] == "digitising_noise"]
     assert (noise["severity"] == "info").all()
-    assert sorted(noise["town"]) == sorted(list(system["town"]["code"]) * 2)
+    assert sorted(noise["district"]) == sorted(list(system["town"]["code"]) * 2)
     assert (noise["width_m"] <= 5.0).all()
     grids = noise["message_en"].str.extract(r"over (\d+) grids")[0].astype(int)
     displaced = report.defects["kind"] == "displacement"

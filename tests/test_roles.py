@@ -174,7 +174,7 @@ def test_dual_uses_the_configured_source_layers(city):
     assert set(moved["level"]) == {"clean_net"}
     # the sanitation side moved the edge 0.0027° ≈ 300 m south
     assert moved["width_m"].max() == pytest.approx(0.0027 * 111_000, rel=0.03)
-    assert set(moved["town"]) <= {"150802"}
+    assert set(moved["district"]) <= {"150802"}
 
 
 def test_dual_names_missing_sources_from_the_configuration():

@@ -162,7 +162,7 @@ def _outline(within, crs, name: str) -> gpd.GeoDataFrame | None:
 
 def _row(f: steps.Finding, name: str, labels: np.ndarray) -> dict:
     codes = sorted(labels[f.members], key=_natural) if len(f.members) else []
-    return {"kind": f.kind, "level": name, "codes": codes, "town": [name],
+    return {"kind": f.kind, "level": name, "codes": codes, "district": [name],
             "geometry": f.geometry, "detail": _OUTLINE if f.kind == "outside_parent" else f.detail,
             "width_m": f.width_m}  # fmt: skip
 

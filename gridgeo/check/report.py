@@ -132,8 +132,10 @@ class CheckReport:
             "by_severity": {k: int(v) for k, v in d["severity"].value_counts().items()},
             "by_kind": {k: int(v) for k, v in d["kind"].value_counts().items()},
             "by_level": {k: int(v) for k, v in d["level"].value_counts().items()},
-            "by_town": {
-                k: int(v) for k, v in d["town"].str.split(",").explode().value_counts().items() if k
+            "by_district": {
+                k: int(v)
+                for k, v in d["district"].str.split(",").explode().value_counts().items()
+                if k
             },
         }
         if self.hints:

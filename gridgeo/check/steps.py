@@ -235,9 +235,25 @@ def _gaps(repaired, matched, inside, parents, parent, coverage, tol) -> list[Fin
 def _holes(repaired, usable, matched, tol) -> list[Finding]:
     """Holes of the layer's union: area it encloses that no polygon covers."""
     whole = union(repaired[usable], matched[usable])
-    rings = shapely.get_parts(shapely.get_parts(whole))
-    enclosed = shapely.union_all(shapely.polygons(np.array(interior_rings(rings), dtype=object)))
-    pieces = shapely.get_parts(shapely.difference(enclosed, whole))
+    parts = shapely.get_parts(whole)
+    # Clockwise, as GEOS's overlay would return them.
+    holes = shapely.orient_polygons(
+        shapely.polygons(np.array(interior_rings(parts), dtype=object)), exterior_cw=True
+    )
+    # A hole of a valid union is a gap as it stands unless another part of the
+    # union lies inside it (an island in a lake): only those are differenced.
+    hole, _ = shapely.STRtree(parts).query(holes, predicate="contains")
+    lake = np.zeros(len(holes), dtype=bool)
+    lake[hole] = True
+    pieces = holes
+    if lake.any():
+        # The island's own holes come out of the difference too: drop their copies.
+        lakes = np.flatnonzero(lake)
+        inner, around = shapely.STRtree(holes[lakes]).query(holes, predicate="within")
+        nested = np.zeros(len(holes), dtype=bool)
+        nested[inner[inner != lakes[around]]] = True
+        islands = shapely.get_parts(shapely.difference(holes[lake & ~nested], whole))
+        pieces = np.r_[holes[~lake & ~nested], islands]
     key = np.full(len(pieces), "", dtype=object)
     return _name_gaps(pieces, key, repaired, usable, np.full(len(repaired), "", dtype=object), tol)
 

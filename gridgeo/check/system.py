@@ -193,7 +193,7 @@ def _row(f: steps.Finding, level: str, codes, towns, district: int) -> dict:
         named, town = [f.owner], [f.owner[:district]]
     else:
         named, town = sorted(codes[members]), sorted(towns[members])
-    return {"kind": f.kind, "level": level, "codes": named, "town": town,
+    return {"kind": f.kind, "level": level, "codes": named, "district": town,
             "geometry": f.geometry, "detail": f.detail, "width_m": f.width_m}  # fmt: skip
 
 

@@ -42,6 +42,7 @@ from gridgeo.demo.files import (
     SEED,
     SHAPEFILE_DIR,
     TRUTH_PATH,
+    built_in_metric,
     load_demo,
     load_truth,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "DemoData",
     "Town",
     "banner_outline",
+    "built_in_metric",
     "generate",
     "households",
     "incidents",

@@ -8,6 +8,7 @@ import pandas as pd
 import shapely
 
 from gridgeo.config import BANNER
+from gridgeo.demo.files import built_in_metric
 from gridgeo.demo.people import fake_names
 from gridgeo.demo.towns import TOWNS
 from gridgeo.model import GridSystem
@@ -26,7 +27,7 @@ def spike(poly: shapely.Polygon, depth: float = 5.0) -> shapely.Polygon:
 
 def make_dirty(system: GridSystem, rng) -> tuple[GridSystem, gpd.GeoDataFrame]:
     """Inject known defects into a copy of ``system``; return it and the truth."""
-    metric = system.to_metric()
+    metric = built_in_metric(system)
     towns = metric["town"].set_index("code")
     grid = metric["grid"].copy()
     micro = metric["micro_grid"].copy()

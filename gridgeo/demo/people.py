@@ -9,7 +9,7 @@ import shapely
 
 from gridgeo.config import BANNER
 from gridgeo.crs import metric_crs
-from gridgeo.demo.files import SEED, load_demo
+from gridgeo.demo.files import SEED, built_in_metric, load_demo
 from gridgeo.demo.mesh import sample_in
 from gridgeo.demo.towns import GIVEN, SURNAMES
 from gridgeo.model import GridSystem
@@ -112,7 +112,7 @@ def households(
     from tqdm import tqdm
 
     system = system or load_demo()
-    metric = system.to_metric()
+    metric = built_in_metric(system)
     polys = _lowest_polygons(metric)
     xs, ys, sizes, grid_codes = [], [], [], []
     rows = polys.itertuples()  # one iteration per polygon (~1,400), never per point
