@@ -99,9 +99,9 @@ def _jsonable(value):
     return str(value)
 
 
-def _table(frame: pd.DataFrame, title: str, right: bool = False) -> Table:
-    """``frame`` as a compact table whose cells never wrap (numbers and codes stay whole)."""
-    table = Table(
+def _compact(title: str) -> Table:
+    """An empty table in the one compact style of the CLI: a rule under the header only."""
+    return Table(
         title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
@@ -109,6 +109,11 @@ def _table(frame: pd.DataFrame, title: str, right: bool = False) -> Table:
         show_edge=False,
         collapse_padding=True,
     )
+
+
+def _table(frame: pd.DataFrame, title: str, right: bool = False) -> Table:
+    """``frame`` as a compact table whose cells never wrap (numbers and codes stay whole)."""
+    table = _compact(title)
     table.add_column(frame.index.name or "", no_wrap=True)
     for column in frame.columns:
         numbers = right or frame[column].map(_is_number).all()
@@ -511,14 +516,7 @@ def _print_defects(defects, limit: int, ui: _Ui) -> None:
         return
     title = f"缺陷 defects ({len(defects)})"
     shown = defects.head(limit)
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        show_edge=False,
-        collapse_padding=True,
-    )
+    table = _compact(title)
     for label in _DEFECT_COLUMNS.values():
         numeric = label in ("area m²", "width m")
         table.add_column(label, justify="right" if numeric else "left", no_wrap=label != "message")
@@ -571,14 +569,7 @@ def _kinds_by_district(summary: pd.DataFrame) -> pd.DataFrame:
 def _print_kinds(summary: pd.DataFrame, ui: _Ui, where: tuple[str, str]) -> None:
     """Defects per kind and district; ``where`` names the district level (zh, en)."""
     frame = _kinds_by_district(summary)
-    table = Table(
-        title=f"每类缺陷按{where[0]}统计 defects per kind and {where[1]}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        show_edge=False,
-        collapse_padding=True,
-    )
+    table = _compact(f"每类缺陷按{where[0]}统计 defects per kind and {where[1]}")
     table.add_column("kind", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
     table.add_column(f"{where[1]}s")  # wraps between codes, never inside one
