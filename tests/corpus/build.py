@@ -1732,6 +1732,116 @@ def _layers(folder: Path) -> dict:
     }
 
 
+@case("70_config_not_toml", "config")
+def _config_garbage(folder: Path) -> dict:
+    (folder / "grids.toml").write_text("[root\ncode = 150823\n", encoding="utf-8")
+    return {
+        "about": "--config FILE that is not TOML (a broken table header): a named error.",
+        "role": GRIDS,
+        "input": "{valid}",
+        "commands": list(ALL),
+        "extra": {c: ["--config", "{case}/grids.toml"] for c in ALL},
+        "expect": {"*": {"exit": 2, "message": [r"grids\.toml", r"TOML"]}},
+    }
+
+
+@case("71_config_unknown_key", "config")
+def _config_unknown_key(folder: Path) -> dict:
+    from gridgeo.config import BANNER
+
+    text = BANNER.to_toml().replace('name = "乌拉特前旗"', 'name = "乌拉特前旗"\ncolour = "red"')
+    (folder / "grids.toml").write_text(text, encoding="utf-8")
+    return {
+        "about": "--config with a key gridgeo does not know ([root] colour): name it.",
+        "role": GRIDS,
+        "input": "{valid}",
+        "commands": list(ALL),
+        "extra": {c: ["--config", "{case}/grids.toml"] for c in ALL},
+        "expect": {"*": {"exit": 2, "message": [r"grids\.toml", r"colour"]}},
+    }
+
+
+@case("72_config_for_other_levels", "config")
+def _config_other_levels(folder: Path) -> dict:
+    from gridgeo.config import BANNER, Coverage, GridConfig, Level
+
+    city = GridConfig(
+        root_code="150800",
+        root_name="巴彦淖尔市",
+        levels=(
+            Level("city", "市", "city", 4, Coverage.ROOT),
+            Level("county", "旗县区", "county", 2, Coverage.FULL),
+            Level("street", "街道", "street", 3, Coverage.FULL),
+        ),
+        shapefile_fields=BANNER.shapefile_fields,
+    )
+    (folder / "city.toml").write_text(city.to_toml(), encoding="utf-8")
+    return {
+        "about": "--config describing other levels (city, county, street) than the data "
+        "holds: the missing levels and the layers found are named.",
+        "role": GRIDS,
+        "input": "{valid}",
+        "commands": list(ALL),
+        "extra": {c: ["--config", "{case}/city.toml"] for c in ALL},
+        "expect": {"*": {"exit": 2, "message": [r"city", r"county", r"missing"]}},
+    }
+
+
+@case("73_check_layer_not_in_file", "cli")
+def _plain_layer_missing(folder: Path) -> dict:
+    layers = base_layers()
+    write_gpkg({"grid": layers["grid"]}, folder / "grids.gpkg")
+    return {
+        "about": "check --layer names a layer the GeoPackage does not hold: list the ones it has.",
+        "role": GRIDS,
+        "input": "grids.gpkg",
+        "commands": ["check"],
+        "extra": {"check": ["--layer", "streets"]},
+        "expect": {"check": {"exit": 2, "message": [r"streets", r"grid"]}},
+    }
+
+
+@case("74_check_within_missing", "cli")
+def _within_missing(folder: Path) -> dict:
+    write_gpkg({"grid": base_layers()["grid"]}, folder / "grids.gpkg")
+    return {
+        "about": "check --layer grid --within a file that does not exist: name the flag.",
+        "role": GRIDS,
+        "input": "grids.gpkg",
+        "commands": ["check"],
+        "extra": {"check": ["--layer", "grid", "--within", "{case}/outline.gpkg"]},
+        "expect": {"check": {"exit": 2, "message": [r"--within", r"outline\.gpkg"]}},
+    }
+
+
+@case("75_check_id_column_missing", "cli")
+def _id_missing(folder: Path) -> dict:
+    write_gpkg({"grid": base_layers()["grid"]}, folder / "grids.gpkg")
+    return {
+        "about": "check --layer grid --id NOPE: the column is named, with the ones there are.",
+        "role": GRIDS,
+        "input": "grids.gpkg",
+        "commands": ["check"],
+        "extra": {"check": ["--layer", "grid", "--id", "NOPE"]},
+        "expect": {"check": {"exit": 2, "message": [r"NOPE", r"code"]}},
+    }
+
+
+@case("76_coords_on_projected_layers", "io-read")
+def _coords_projected(folder: Path) -> dict:
+    layers = {name: frame.to_crs(4545) for name, frame in base_layers().items()}
+    write_shapefiles(layers, folder / "grids")
+    return {
+        "about": "--coords gcj02 on layers stored in metres (EPSG:4545): GCJ-02 is a "
+        "longitude/latitude offset, so the flag cannot apply; say so.",
+        "role": GRIDS,
+        "input": "grids",
+        "commands": ["info", "check", "map"],
+        "extra": {c: ["--coords", "gcj02"] for c in ("info", "check", "map")},
+        "expect": {"*": {"exit": 2, "message": [r"--coords", r"gcj02", r"4545|projected|metres"]}},
+    }
+
+
 # ================================================================================================
 def build(out_dir: Path = CASES_DIR) -> list[dict]:
     """(Re)build every case under ``out_dir``; return their descriptions."""
