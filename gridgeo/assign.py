@@ -183,12 +183,12 @@ class GridIndex:
     def cells_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The lattice value of each point's cell (``-1`` beyond the lattice)."""
         ny, nx = self.lookup.shape
-        ix = np.floor((x - self.origin[0]) / self.cell).astype(np.int64)
-        iy = np.floor((y - self.origin[1]) / self.cell).astype(np.int64)
+        ix = np.floor((x - self.origin[0]) / self.cell)
+        iy = np.floor((y - self.origin[1]) / self.cell)
         ok = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-        out = np.full(len(x), -1, dtype=np.int64)
-        out[ok] = self.lookup[iy[ok], ix[ok]]
-        return out
+        # Whole-array take and where: masked fancy indexing costs twice as much.
+        flat = np.where(ok, iy * nx + ix, 0).astype(np.intp)  # exact: < MAX_CELLS
+        return np.where(ok, self.lookup.reshape(-1)[flat], -1).astype(np.int32, copy=False)
 
 
 def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
@@ -204,8 +204,9 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     cells any edge crosses). The remaining cells fall apart into connected
     regions that no boundary crosses, so each lies wholly in one leaf or in
     none: one point-in-polygon test per region labels all its cells
-    (``scipy.ndimage.label``). Each boundary cell keeps the leaves whose
-    polygons cross it, for the exact test.
+    (``scipy.ndimage.label``). Each boundary cell keeps the leaves that meet
+    it, for the exact test: those whose cut boundary passes through it, and
+    those holding its centre (found without making a geometry per cell).
 
     >>> import gridgeo
     >>> index = build_index(gridgeo.load_demo())
@@ -225,9 +226,7 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
 
     # Edges cut to half a cell join neighbouring cells only; marking the four
     # cells around each such piece covers every cell the edge crosses.
-    xy = shapely.get_coordinates(shapely.segmentize(shapely.boundary(geoms), cell / 2))
-    ix = np.floor((xy[:, 0] - minx) / cell).astype(np.int64)
-    iy = np.floor((xy[:, 1] - miny) / cell).astype(np.int64)
+    ix, iy, part = _edge_cells(geoms, (minx, miny), cell)
     boundary = np.zeros((ny, nx), dtype=bool)
     boundary[iy, ix] = True
     boundary[iy[1:], ix[:-1]] = True
@@ -237,13 +236,14 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     # One cell of each region, any: no boundary crosses a region, so every
     # cell centre in it lies in the same leaf (or none). Scattering the cell
     # numbers by label keeps one per region in one linear pass, where
-    # ndimage.minimum_position sorts all cells (2 s and 130 MB over a city).
-    flat = regions.ravel()
-    cells = np.flatnonzero(flat)
+    # ndimage.minimum_position sorts all cells (2 s and 130 MB over a city);
+    # a band of rows at a time keeps the temporaries small.
     some = np.empty(count + 1, dtype=np.int64)
-    some[flat[cells]] = cells
+    for top, band in _bands(regions):
+        cells = np.flatnonzero(band)
+        some[band.ravel()[cells]] = cells + top * nx
     cy, cx = np.divmod(some[1:], nx)
-    del cells
+    del some
     tree = shapely.STRtree(geoms)
     region, leaf = tree.query(
         shapely.points(minx + (cx + 0.5) * cell, miny + (cy + 0.5) * cell), predicate="intersects"
@@ -252,16 +252,23 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     label = np.full(count + 1, -1, dtype=np.int32)  # label 0: the boundary cells
     single = hits[region] == 1
     label[region[single] + 1] = leaf[single]
-    lookup = label[regions]
     # A region inside overlapping leaves (a data defect) is tested exactly too.
-    overlapping = np.flatnonzero(hits > 1) + 1
-    if len(overlapping):
-        boundary |= np.isin(regions, overlapping)
+    overlapping = np.zeros(count + 1, dtype=bool)
+    overlapping[np.flatnonzero(hits > 1) + 1] = True
+    for top, band in _bands(regions):  # the labels become the lookup, in place
+        if overlapping.any():
+            boundary[top : top + len(band)] |= overlapping[band]
+        band[...] = label[band]
+    lookup = regions
 
     by, bx = np.nonzero(boundary)
-    cell_of, candidate = _candidates(tree, by, bx, (minx, miny), cell)
-    offsets = np.r_[0, np.cumsum(np.bincount(cell_of, minlength=len(by)))]
+    del boundary
     lookup[by, bx] = -2 - np.arange(len(by), dtype=np.int32)
+    edges = _edge_keys(lookup, ix, iy, part, len(geoms))
+    del ix, iy, part
+    cell_of, candidate = _candidates(geoms, edges, by, bx, (minx, miny), cell)
+    del edges
+    offsets = np.r_[0, np.cumsum(np.bincount(cell_of, minlength=len(by)))]
     return GridIndex(
         system,
         leaves,
@@ -274,30 +281,140 @@ def build_index(system: GridSystem, cell: float | None = None) -> GridIndex:
     )
 
 
-# Boundary cells turned into boxes at a time: a city has millions, and a
-# million shapely boxes take ~150 MB while they live.
-_BOX_CHUNK = 1 << 18
+# Lattice cells scanned a band of rows at a time: a city has millions of cells.
+_CELL_CHUNK = 1 << 16
+
+# Leaves cut into boundary pieces, and matched to boundary-cell centres, at a time.
+_LEAF_CHUNK = 2_000
 
 
-def _candidates(tree, by, bx, origin, cell) -> tuple[np.ndarray, np.ndarray]:
-    """(cell number, leaf) pairs of the leaves whose polygons meet each boundary cell.
+def _edge_cells(geoms, origin, cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column, row and leaf of every end of the leaves' boundaries cut to half a cell.
 
-    Exact candidates (about a third fewer than by bounding box) make every
-    later point test cheaper; the cells are boxed a chunk at a time so memory
-    stays flat however many there are.
+    A chunk of leaves at a time, kept as int32: the cut boundaries of a city
+    hold millions of vertices (about 100 MB of GEOS geometry at once).
     """
     minx, miny = origin
-    pairs = []
-    for start in range(0, len(by), _BOX_CHUNK):
-        y, x = by[start : start + _BOX_CHUNK], bx[start : start + _BOX_CHUNK]
-        boxes = shapely.box(
-            minx + x * cell, miny + y * cell, minx + (x + 1) * cell, miny + (y + 1) * cell
+    columns, rows, parts = [], [], []
+    for start in range(0, len(geoms), _LEAF_CHUNK):
+        edges, leaf = _edges(geoms[start : start + _LEAF_CHUNK])
+        xy, piece = shapely.get_coordinates(shapely.segmentize(edges, cell / 2), return_index=True)
+        columns.append(np.floor((xy[:, 0] - minx) / cell).astype(np.int32))
+        rows.append(np.floor((xy[:, 1] - miny) / cell).astype(np.int32))
+        parts.append((leaf[piece] + start).astype(np.int32))
+    return np.concatenate(columns), np.concatenate(rows), np.concatenate(parts)
+
+
+def _edges(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each leaf's extent ends: the boundary of its polygons, its lines and points.
+
+    A repaired leaf may be a geometry collection (``make_valid`` keeps the
+    lines and points of a collapsed ring), whose ``boundary`` is ``None``:
+    its parts are taken one by one. Returns the edges and each one's leaf.
+    """
+    polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+    edges, leaf = [shapely.boundary(geoms[polygonal])], [np.flatnonzero(polygonal)]
+    rest, owner = geoms[~polygonal], np.flatnonzero(~polygonal)
+    while len(rest):
+        rest, which = shapely.get_parts(rest, return_index=True)
+        owner = owner[which]
+        kind = shapely.get_type_id(rest)
+        area = np.isin(kind, (3, 6))
+        line_or_point = np.isin(kind, (0, 1, 2, 4, 5))
+        edges += [shapely.boundary(rest[area]), rest[line_or_point]]
+        leaf += [owner[area], owner[line_or_point]]
+        rest, owner = rest[kind == 7], owner[kind == 7]
+    return np.concatenate(edges), np.concatenate(leaf)
+
+
+def _bands(array: np.ndarray):
+    """(first row, rows) of ``array`` in bands of about :data:`_CELL_CHUNK` cells."""
+    rows = max(1, _CELL_CHUNK // max(1, array.shape[1]))
+    for top in range(0, array.shape[0], rows):
+        yield top, array[top : top + rows]
+
+
+def _edge_keys(lookup, ix, iy, part, n_leaves) -> list[np.ndarray]:
+    """``boundary cell * n_leaves + leaf`` of every leaf whose boundary passes through a cell.
+
+    ``ix``, ``iy``: the cell of each end of the boundary pieces, ``part``: its
+    leaf. A diagonal step between two ends also passes near the other two
+    cells around it, which are marked as for the lattice: a few extra leaves
+    that only cost a quick exact test, never change an answer.
+    """
+    nx = lookup.shape[1]
+    flat = lookup.reshape(-1)
+    n_leaves = max(n_leaves, 1)
+    same = part[1:] == part[:-1]
+    diagonal = same & (ix[1:] != ix[:-1]) & (iy[1:] != iy[:-1])
+
+    def key(y, x, leaf):  # boundary cell number * n_leaves + leaf, as int64
+        return (-2 - flat[y.astype(np.int64) * nx + x].astype(np.int64)) * n_leaves + leaf
+
+    return [
+        key(iy, ix, part),
+        key(iy[1:][diagonal], ix[:-1][diagonal], part[1:][diagonal]),
+        key(iy[:-1][diagonal], ix[1:][diagonal], part[1:][diagonal]),
+    ]
+
+
+def _candidates(geoms, edges, by, bx, origin, cell) -> tuple[np.ndarray, np.ndarray]:
+    """(boundary cell, leaf) pairs, sorted: every leaf that meets each boundary cell.
+
+    A leaf meets a cell when its boundary passes through the cell (``edges``,
+    from :func:`_edge_keys`) or it holds the whole cell: then it holds the
+    cell's centre. Boxing every boundary cell and querying a tree gives the
+    same leaves (but for a few extra from diagonal steps) at about twice the
+    time and memory.
+    """
+    n_leaves = max(len(geoms), 1)
+    centres = [
+        cell_of * n_leaves + leaf for cell_of, leaf in _centres_in(geoms, by, bx, origin, cell)
+    ]
+    keys = np.concatenate(edges + centres)
+    edges.clear()  # the caller's list: its arrays are copied into keys
+    del centres
+    keys.sort()  # np.unique hashes int64 keys: several times slower here
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+    return keys // n_leaves, keys % n_leaves
+
+
+def _centres_in(geoms, by, bx, origin, cell):
+    """Yield (boundary cell, leaf) pairs, a chunk of leaves at a time: the centre meets the leaf.
+
+    The boundary cells (``by``, ``bx``, in row-major order) whose centres lie
+    in each leaf's bounding box (widened by a cell) are found by binary search
+    row by row, then tested exactly with ``intersects_xy``: no point geometry
+    is made for the millions of cells of a city.
+    """
+    minx, miny = origin
+    nx = int(bx.max()) + 2 if len(bx) else 1
+    flat = by.astype(np.int64) * nx + bx
+    shapely.prepare(geoms)
+    box = shapely.bounds(geoms)
+    ix0 = np.floor((box[:, 0] - minx) / cell).astype(np.int64) - 1
+    iy0 = np.floor((box[:, 1] - miny) / cell).astype(np.int64) - 1
+    ix1 = np.floor((box[:, 2] - minx) / cell).astype(np.int64) + 1
+    iy1 = np.floor((box[:, 3] - miny) / cell).astype(np.int64) + 1
+    ix0, ix1 = np.clip(ix0, 0, nx - 1), np.clip(ix1, 0, nx - 1)
+    iy0 = np.maximum(iy0, 0)
+    leaves = np.flatnonzero(np.isfinite(box).all(axis=1))  # an empty leaf has nan bounds
+    for start in range(0, len(leaves), _LEAF_CHUNK):
+        leaf = leaves[start : start + _LEAF_CHUNK]
+        heights = iy1[leaf] - iy0[leaf] + 1
+        owner = np.repeat(leaf, heights)
+        row = np.repeat(iy0[leaf] - np.r_[0, np.cumsum(heights)[:-1]], heights) + np.arange(
+            heights.sum()
         )
-        cell_of, leaf = tree.query(boxes, predicate="intersects")
-        pairs.append((cell_of + start, leaf))
-    if not pairs:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+        lo = np.searchsorted(flat, row * nx + ix0[owner])
+        hi = np.searchsorted(flat, row * nx + ix1[owner], side="right")
+        counts = hi - lo
+        owner = np.repeat(owner, counts)
+        cell_of = np.repeat(lo - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+        cx = minx + (bx[cell_of] + 0.5) * cell
+        cy = miny + (by[cell_of] + 0.5) * cell
+        hit = shapely.intersects_xy(geoms[owner], cx, cy)
+        yield cell_of[hit], owner[hit]
 
 
 def _lattice(bounds: np.ndarray, cell: float) -> tuple[float, tuple[float, float], tuple[int, int]]:
@@ -427,10 +544,10 @@ def assign(
     texts = _reason_texts(system, points)
     x, y, status, reason = _coordinates(points, system, coords, texts)
     n = len(points)
-    leaf = np.full(n, -1, dtype=np.int64)
+    leaf = np.full(n, -1, dtype=np.int32)
     valid = status == _UNSET
 
-    cell = np.full(n, -1, dtype=np.int64)
+    cell = np.full(n, -1, dtype=np.int32)
     cell[valid] = index.cells_of(x[valid], y[valid])
     fast = cell >= 0
     leaf[fast] = cell[fast]
@@ -440,12 +557,12 @@ def assign(
     leaf[exact.rows] = exact.leaf
     status[exact.rows] = exact.status
     reason[exact.rows] = exact.reason
-    candidate = np.full(n, -1, dtype=np.int64)
+    candidate = np.full(n, -1, dtype=np.int32)
     candidate[exact.rows] = exact.candidate
 
     gap = np.flatnonzero(status == _STATUS["in_gap"])
     near, suggested_leaf, distance = _suggest(index, system, x[gap], y[gap], gap_tolerance)
-    suggested = np.full(n, -1, dtype=np.int64)
+    suggested = np.full(n, -1, dtype=np.int32)
     suggested_m = np.full(n, np.nan)
     suggested[gap[near]] = suggested_leaf
     suggested_m[gap[near]] = distance
@@ -517,7 +634,7 @@ def check_placed(counts: Mapping[str, int], system: GridSystem, crs: object) -> 
 
 def _take(position: np.ndarray, leaf: np.ndarray) -> np.ndarray:
     """``position[leaf]`` where ``leaf >= 0``, else -1 (a missing categorical code)."""
-    out = np.full(len(leaf), -1, dtype=np.int64)
+    out = np.full(len(leaf), -1, dtype=np.int32)
     has = leaf >= 0
     out[has] = position[leaf[has]]
     return out
@@ -544,8 +661,8 @@ def _reason_texts(system: GridSystem, points: gpd.GeoDataFrame) -> list[str]:
 def _coordinates(points, system, coords, texts):
     """Points as x, y in the storage CRS, plus status/reason codes of invalid rows."""
     n = len(points)
-    status = np.full(n, _UNSET, dtype=np.int64)
-    reason = np.full(n, -1, dtype=np.int64)
+    status = np.full(n, _UNSET, dtype=np.int8)
+    reason = np.full(n, -1, dtype=np.int32)
     invalid = _STATUS["invalid"]
 
     def mark(mask, why: Reason):
@@ -554,7 +671,11 @@ def _coordinates(points, system, coords, texts):
 
     geoms = points.geometry.to_numpy()
     type_id = shapely.get_type_id(geoms)  # -1: missing
-    missing = (type_id == -1) | shapely.is_empty(geoms)
+    xy = shapely.get_coordinates(geoms) if (type_id == 0).all() else None
+    if xy is not None and len(xy) == n:  # all points, none empty: no is_empty pass
+        missing = np.zeros(n, dtype=bool)
+    else:
+        missing = (type_id == -1) | shapely.is_empty(geoms)
     mark(missing, Reason.MISSING)
     if "coord_error" in points:
         told = points["coord_error"].fillna("").astype(str).to_numpy()
@@ -566,8 +687,7 @@ def _coordinates(points, system, coords, texts):
     not_point = ~missing & (type_id != 0)
     mark(not_point, Reason.NOT_POINT)
     ok = ~missing & ~not_point
-    if ok.all():  # the usual case: one pass, no copy of the geometry array
-        xy = shapely.get_coordinates(geoms)
+    if ok.all():  # the usual case: one pass, no copy of the geometry array (xy above)
         x, y = xy[:, 0].copy(), xy[:, 1].copy()
     else:
         x = np.full(n, np.nan)

@@ -364,10 +364,12 @@ def test_empty_levels_do_not_break_the_index():
     assert out["assign_status"].tolist() == ["in_gap", "outside"]
 
 
-def test_boundary_cells_boxed_in_chunks_give_the_same_index(system, index, monkeypatch):
-    # build_index boxes the boundary cells a chunk at a time (memory over a
-    # city's extent); the chunk size must change nothing.
-    monkeypatch.setattr(gridgeo.assign, "_BOX_CHUNK", 1_000)
+def test_index_built_in_chunks_is_the_same_index(system, index, monkeypatch):
+    # build_index scans the lattice a band of rows at a time and cuts and
+    # tests the leaves a chunk at a time (memory over a city's extent); the
+    # chunk sizes must change nothing.
+    monkeypatch.setattr(gridgeo.assign, "_CELL_CHUNK", 1_000)
+    monkeypatch.setattr(gridgeo.assign, "_LEAF_CHUNK", 50)
     small = build_index(system)
     assert (index.lookup <= -2).sum() > 10 * 1_000  # many chunks
     assert np.array_equal(small.lookup, index.lookup)
@@ -388,3 +390,24 @@ def test_each_region_is_labelled_as_its_every_cell_would_be(system, index):
     expected = np.full(len(pick), -1)
     expected[where] = leaf
     assert np.array_equal(index.lookup[iy[pick], ix[pick]], expected)
+
+
+def test_boundary_cells_list_every_leaf_that_meets_them(dirty_index):
+    # Candidates come from each leaf's own edges plus the leaves holding the
+    # cell's centre; every leaf whose polygon meets the cell (what boxing the
+    # cell and querying the tree finds) must be among them, including the
+    # repaired leaves that are geometry collections (no `boundary` of their own).
+    index = dirty_index
+    geoms = index.leaves.geometry.to_numpy()
+    assert (shapely.get_type_id(geoms) == 7).any()
+    by, bx = np.nonzero(index.lookup <= -2)
+    b = -2 - index.lookup[by, bx]
+    x0, y0 = index.origin
+    c = index.cell
+    boxes = shapely.box(x0 + bx * c, y0 + by * c, x0 + (bx + 1) * c, y0 + (by + 1) * c)
+    cell, leaf = shapely.STRtree(geoms).query(boxes, predicate="intersects")
+    n = len(geoms)
+    listed = np.repeat(np.arange(len(index.offsets) - 1), np.diff(index.offsets)) * n
+    listed += index.candidates
+    assert len(cell) > 10_000
+    assert np.isin(b[cell] * n + leaf, listed).all()
