@@ -611,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         if n == 1_000_000:
             maup_at_1m = results[-1]["seconds"].get("maup")
         gc.collect()
-    report_sizes(results, t_index, args.repeat)
+    if results:  # --sizes '' runs the city index part alone
+        report_sizes(results, t_index, args.repeat)
 
     say("\n" + "=" * 78)
     say("3. Points exactly on grid and micro-grid boundaries (every vertex)")
