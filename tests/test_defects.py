@@ -154,3 +154,32 @@ def test_geos_inverted_copy_of_a_convex_polygon_is_not_a_fit():
     assert not shapely.buffer(octagon, -1.05 * np.cos(np.pi / 8)).is_empty  # the GEOS quirk
     expected = 2 * np.cos(np.pi / 8)
     assert abs(polygon_width(np.array([octagon]))[0] - expected) <= allowed(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(star_polygons())
+def test_simply_connected_polygons_are_at_least_their_strip_wide(polygon):
+    # polygon_width skips the dust buffer where 2·area / perimeter > tolerance,
+    # relying on Sz.-Nagy's inequality area <= r·perimeter - π r² for polygons
+    # without holes; check it on random shapes against a fine circle search.
+    for part in shapely.get_parts(polygon):
+        if shapely.get_num_interior_rings(part):
+            continue
+        strip = 2 * part.area / part.length
+        circle = 2 * shapely.length(shapely.maximum_inscribed_circle(part, strip * 1e-4))
+        assert circle >= strip * (1 - 1e-3)
+
+
+def test_thin_holed_pieces_are_still_checked_for_dust():
+    # Holes lengthen the perimeter without making room: these are the pieces the
+    # strip bound cannot clear, so each is still measured by erosion.
+    frame = shapely.box(0, 0, 100, 100).difference(shapely.box(0.004, 0.004, 99.996, 99.996))
+    lens = shapely.box(0, 0, 100, 0.004)
+    holey = shapely.box(0, 0, 40, 20).difference(
+        shapely.MultiPolygon([shapely.box(x, 1, x + 0.996, 19) for x in np.arange(1, 39, 1.0)])
+    )
+    got = polygon_width(np.array([frame, lens, holey]))
+    np.testing.assert_allclose(got[:2], [0.004, 0.004], atol=0.01)  # dust: at most tolerance
+    assert got[0] <= 0.01 and got[1] <= 0.01
+    brute = brute_force(holey)
+    assert brute[0] - allowed(brute[1]) <= got[2] <= brute[1] + allowed(brute[1])

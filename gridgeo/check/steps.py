@@ -267,25 +267,48 @@ def _name_gaps(pieces, owner_key, repaired, usable, parents, tol) -> list[Findin
     if not len(pieces):
         return []
     # Which children border each piece: contact length along the piece's edge.
-    tree = shapely.STRtree(repaired)
     eps = 0.05
     grown = shapely.buffer(pieces, eps, quad_segs=2)
-    pi, ci = tree.query(grown, predicate="intersects")
-    contact = shapely.area(shapely.intersection(grown[pi], repaired[ci])) / eps
+    # The tree holds the small pieces, so each child is prepared once and
+    # tested against many pieces (the other way round costs a child's vertices
+    # per pair).
+    ci, pi = shapely.STRtree(grown).query(repaired, predicate="intersects")
+    contact = shapely.area(shapely.intersection(grown[pi], _near(repaired[ci], grown[pi]))) / eps
     perimeter = shapely.length(pieces)
     near = (contact >= np.maximum(tol.sliver, 0.05 * perimeter[pi])) & usable[ci]
     near &= parents[ci] == owner_key[pi]  # the parent's own children
-    kids = pd.Series(ci[near]).groupby(pi[near]).agg(np.unique)
+    kids = _members(pi[near], ci[near], len(pieces))
     out = []
     for k in range(len(pieces)):
         sliver = width[k] < tol.sliver
-        members = kids.get(k, _EMPTY)
+        members = kids[k]
         out.append(
-            Finding("sliver" if sliver else "gap", np.asarray(members, dtype=int), pieces[k],
+            Finding("sliver" if sliver else "gap", members, pieces[k],
                     "gap 缺口" if sliver else "", width[k],
                     None if len(members) else str(owner_key[k]))
         )  # fmt: skip
     return out
+
+
+def _near(geoms: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """``geoms`` cut down to a little more than each piece's envelope.
+
+    Intersecting a small piece with a whole county costs the county's vertices;
+    a rectangle clip is linear and cheap, so the overlay then costs the piece's
+    neighbourhood only. The clip leaves the part inside the envelope as it was,
+    so the intersection with the piece is the same. Clips GEOS could not make
+    valid (it does not promise to) keep the whole geometry.
+    """
+    pad = 1.0  # metres: the piece lies strictly inside the rectangle
+    box = shapely.bounds(pieces) + np.array([-pad, -pad, pad, pad])
+    # clip_by_rect takes one rectangle per call (scalar bounds), hence the loop.
+    clipped = np.array(
+        [shapely.clip_by_rect(g, *b) for g, b in zip(geoms, box.tolist(), strict=True)],
+        dtype=object,
+    )
+    bad = ~shapely.is_valid(clipped)
+    clipped[bad] = geoms[bad]
+    return clipped
 
 
 def _outside(repaired, usable, parents, parent, tol) -> tuple[list[Finding], np.ndarray]:
@@ -358,11 +381,8 @@ def _edge_mismatch(repaired, edges, flagged, found, tol) -> list[Finding]:
     lines = shapely.get_parts(shapely.line_merge(shapely.union_all(parts)))
     tree = shapely.STRtree(parts)
     near, hit = tree.query(lines, predicate="dwithin", distance=tol.dust)
-    members = pd.Series(owner[hit]).groupby(near).agg(np.unique)
-    return [
-        Finding("edge_mismatch", np.asarray(members.get(k, _EMPTY), dtype=int), line, width_m=0.0)
-        for k, line in enumerate(lines)
-    ]
+    members = _members(near, owner[hit], len(lines))
+    return [Finding("edge_mismatch", members[k], line, width_m=0.0) for k, line in enumerate(lines)]
 
 
 # -- the GCJ-02 hint -----------------------------------------------------------------
@@ -402,6 +422,15 @@ def gcj02_shift(
 
 
 # -- helpers ---------------------------------------------------------------------
+def _members(group: np.ndarray, value: np.ndarray, n: int) -> list[np.ndarray]:
+    """For each group ``0 … n-1``, the sorted distinct ``value`` paired with it."""
+    if not n:
+        return []
+    pairs = np.unique(np.c_[np.asarray(group, dtype=int), np.asarray(value, dtype=int)], axis=0)
+    starts = np.searchsorted(pairs[:, 0], np.arange(n + 1))
+    return np.split(pairs[:, 1], starts[1:-1])
+
+
 def _one(i) -> np.ndarray:
     return np.array([int(i)])
 
