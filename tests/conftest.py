@@ -8,6 +8,9 @@ take a ``.copy()`` first.
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import geopandas as gpd
 import pytest
 from shapely import box
@@ -139,3 +142,28 @@ def dirty_report(dirty_system):
     from gridgeo.check import check_system
 
     return check_system(dirty_system, dual=False)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """``tmpfs(size)``: a real, small tmpfs (mount needs root, as in CI), unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=True
+        )
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmpfs) -> Path:
+    """A real 2 MB tmpfs: the full disk of the write tests."""
+    return tmpfs("2m")

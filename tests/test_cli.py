@@ -494,7 +494,7 @@ def test_no_point_placed_in_any_chunk_is_a_crs_error_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grids.gpkg", "in"]
 
 
-def test_full_disk_during_streamed_assignment_exits_2(grids, tmp_path, capsys):
+def test_full_disk_during_streamed_assignment_exits_2(grids, tmp_path, capsys, small_disk):
     """A real 2 MB tmpfs: a named error, exit 2, nothing at the target, no temporary."""
     rng = np.random.default_rng(2)
     n = 100_000  # more than 2 MB in every format
@@ -503,18 +503,12 @@ def test_full_disk_during_streamed_assignment_exits_2(grids, tmp_path, capsys):
     )
     points = tmp_path / "pts.csv"
     table.to_csv(points, index=False)
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
-    try:
-        for suffix in (".csv", ".gpkg", ".parquet", ".shp"):
-            out = disk / f"o{suffix}"
-            args = ["assign", points, "--grids", grids, "-o", out, "--chunk-size", "20000"]
-            needles = ["the disk is full", str(out), "Nothing was written"]
-            refused(capsys, args, [points, grids], needles)
-            assert list(disk.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
+    for suffix in (".csv", ".gpkg", ".parquet", ".shp"):
+        out = small_disk / f"o{suffix}"
+        args = ["assign", points, "--grids", grids, "-o", out, "--chunk-size", "20000"]
+        needles = ["the disk is full", str(out), "Nothing was written"]
+        refused(capsys, args, [points, grids], needles)
+        assert list(small_disk.iterdir()) == []
 
 
 def test_failed_assignment_leaves_no_output(grids, tmp_path, capsys):

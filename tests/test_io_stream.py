@@ -6,7 +6,6 @@ Real files read back with GDAL and pyarrow; a full disk is a real 2 MB tmpfs.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import geopandas as gpd
@@ -300,18 +299,6 @@ def test_encoding_applies_to_shapefiles_only(tmp_path: Path) -> None:
 
 
 # -- a full disk ----------------------------------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A real 2 MB tmpfs."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
-
-
 def _points(n: int, start: int) -> gpd.GeoDataFrame:
     rng = np.random.default_rng(start)
     return gpd.GeoDataFrame(

@@ -195,18 +195,6 @@ def test_shapefile_replace_drops_stale_parts_of_the_old_set(tmp_path: Path) -> N
 
 
 # -- a full disk --------------------------------------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A real 2 MB tmpfs."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
-
-
 def _size(text: str) -> float:
     number, unit = text.split()
     return float(number) * {"bytes": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[unit]

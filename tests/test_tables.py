@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import tracemalloc
 
@@ -502,21 +501,16 @@ def test_read_then_write_round_trip_keeps_negative_numbers_as_numbers(tmp_path):
 
 
 # -- 8. a full disk ----------------------------------------------------------------------
-def test_write_table_on_a_full_disk_is_a_named_error_and_keeps_the_old_file(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
-    try:
-        target = mount / "out.csv"
-        write_table(pd.DataFrame({"a": [1]}), target)
-        old = target.read_bytes()
-        big = pd.DataFrame({"name": ["王伟" * 20] * 20_000})
-        with pytest.raises(DiskFullError, match=r"out\.csv: the disk is full"):
-            write_table(big, target)
-        assert target.read_bytes() == old
-        assert sorted(p.name for p in mount.iterdir()) == ["out.csv"]
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
+def test_write_table_on_a_full_disk_is_a_named_error_and_keeps_the_old_file(tmpfs):
+    mount = tmpfs("256k")
+    target = mount / "out.csv"
+    write_table(pd.DataFrame({"a": [1]}), target)
+    old = target.read_bytes()
+    big = pd.DataFrame({"name": ["王伟" * 20] * 20_000})
+    with pytest.raises(DiskFullError, match=r"out\.csv: the disk is full"):
+        write_table(big, target)
+    assert target.read_bytes() == old
+    assert sorted(p.name for p in mount.iterdir()) == ["out.csv"]
 
 
 # -- 9. messages ------------------------------------------------------------------------
