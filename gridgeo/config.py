@@ -47,6 +47,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gridgeo.codes import as_text
@@ -54,9 +55,11 @@ from gridgeo.errors import ConfigError, DataFileError, LayerError
 
 __all__ = [
     "BANNER",
+    "DEFAULT_NORMS",
     "Coverage",
     "GridConfig",
     "Level",
+    "Norm",
     "Role",
     "Tolerances",
 ]
@@ -139,6 +142,67 @@ class Level:
         'grid_code'
         """
         return f"{self.name}_code"
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A workload norm: the grids it applies to and the window they should stay in.
+
+    Plans (:mod:`gridgeo.plan`) warn, with the numbers, when an edited grid
+    leaves the window; rebalancing aims for it. A bound of ``None`` is no bound.
+
+    Attributes
+    ----------
+    name:
+        What users read (``"urban comprehensive"``).
+    where:
+        ``(column, value)`` pairs every grid the norm applies to has (all must
+        hold); empty: every grid of the workload level.
+    households_min, households_max:
+        Households per grid (300–500 for an urban comprehensive grid).
+    residents_max:
+        Residents per grid (about 2,500).
+    per_worker_max:
+        Households per grid worker.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> norm = Norm("urban", (("settlement", "urban"),), households_min=300, households_max=500)
+    >>> norm.applies(pd.DataFrame({"settlement": ["urban", "rural"]})).tolist()
+    [True, False]
+    """
+
+    name: str
+    where: tuple[tuple[str, str], ...] = ()
+    households_min: int | None = None
+    households_max: int | None = None
+    residents_max: int | None = None
+    per_worker_max: float | None = None
+
+    def applies(self, grids: pd.DataFrame) -> np.ndarray:
+        """Which rows of ``grids`` (workload attributes) this norm applies to."""
+        hit = np.ones(len(grids), dtype=bool)
+        for column, value in self.where:
+            if column not in grids.columns:
+                return np.zeros(len(grids), dtype=bool)
+            hit &= (grids[column].astype(str) == str(value)).to_numpy()
+        return hit
+
+
+DEFAULT_NORMS = (
+    Norm(
+        "urban comprehensive",
+        (("settlement", "urban"), ("grid_type", "comprehensive")),
+        households_min=300,
+        households_max=500,
+        residents_max=2500,
+    ),
+    Norm("rural", (("settlement", "rural"),), households_max=300),
+)
+"""National guidance for community grids: an urban comprehensive grid holds about
+300–500 households and at most about 2,500 residents; a rural grid is a natural
+village or about 300 households. Dedicated grids have no window."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +289,9 @@ class GridConfig:
         columns gridgeo itself writes (levels, ``assign`` results, the demo's
         households and incidents), so ``assign -o out.shp`` reads back with
         the long names; extend it for columns of your own.
+    norms:
+        Workload :class:`Norm` s of the workload level (default
+        :data:`DEFAULT_NORMS`); plans warn when a grid leaves them.
     """
 
     root_code: str = "150823"
@@ -236,6 +303,7 @@ class GridConfig:
     roles: tuple[tuple[str, str], ...] = ()
     dual_sources: tuple[str, ...] = ("party_grid", "sanitation_grid")
     shapefile_fields: tuple[tuple[str, str], ...] = _DEFAULT_FIELDS
+    norms: tuple[Norm, ...] = DEFAULT_NORMS
 
     def __post_init__(self) -> None:
         levels = []
@@ -424,6 +492,7 @@ class GridConfig:
         extra = dict(fields_)
         shapefile = {**dict(_DEFAULT_FIELDS), **extra}
         defaults = cls()
+        norms = defaults.norms if "norms" not in data else _norms(data["norms"])
         return cls(
             root_code=str(_typed(root, "code", str, "root", defaults.root_code)),
             root_name=_typed(root, "name", str, "root", defaults.root_name),
@@ -434,6 +503,7 @@ class GridConfig:
             roles=tuple(roles.items()),
             dual_sources=tuple(sources),
             shapefile_fields=tuple(shapefile.items()),
+            norms=norms,
         )
 
     def to_toml(self) -> str:
@@ -497,7 +567,15 @@ class GridConfig:
 
 
 # -- validation -------------------------------------------------------------------
-_SCHEMA = ("root", "crs", "levels", "roles", "dual", "tolerances", "shapefile_fields")
+_SCHEMA = ("root", "crs", "levels", "roles", "dual", "tolerances", "shapefile_fields", "norms")
+_NORM_KEYS = (
+    "name",
+    "where",
+    "households_min",
+    "households_max",
+    "residents_max",
+    "per_worker_max",
+)
 _LEVEL_KEYS = ("name", "label_zh", "label_en", "code_digits", "coverage")
 _SUBKEYS = {
     "root": ("code", "name"),
@@ -535,6 +613,42 @@ def _typed(data: Mapping[str, Any], key: str, kind: type, where: str, default: A
         shown = "text" if kind is str else "a whole number"
         raise ConfigError(f"key '{where}.{key}': expected {shown}, got {value!r}")
     return value
+
+
+def _norms(raw: Any) -> tuple[Norm, ...]:
+    """The ``[[norms]]`` tables of a configuration file."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"key 'norms': expected [[norms]] tables, got {raw!r}")
+    out = []
+    for k, table in enumerate(raw):
+        where = f"norms[{k}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"key {where!r}: expected a [[norms]] table, got {table!r}")
+        _known(table, where, _NORM_KEYS)
+        filters = table.get("where", {})
+        if not isinstance(filters, Mapping) or not all(
+            isinstance(v, str) for v in filters.values()
+        ):
+            raise ConfigError(
+                f"key '{where}.where': expected a table of column = \"value\" pairs, "
+                f"got {filters!r}"
+            )
+        numbers = {}
+        for key in _NORM_KEYS[2:]:
+            value = table.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ConfigError(f"key '{where}.{key}': expected a number, got {value!r}")
+            numbers[key] = value
+        out.append(
+            Norm(
+                _typed(table, "name", str, where, f"norm {k + 1}"),
+                tuple(filters.items()),
+                **numbers,
+            )
+        )
+    return tuple(out)
 
 
 def _as_tolerances(value: Tolerances | Mapping[str, float]) -> Tolerances:
@@ -670,6 +784,9 @@ def _write_toml(config: GridConfig) -> str:
         "[tolerances]",
         *(f"{f.name} = {float(getattr(config.tolerances, f.name))!r}" for f in fields(Tolerances)),
         "",
+        "# Workload norms: plans warn when an edited grid leaves them. where: the",
+        "# attribute values of the grids a norm applies to; a bound left out is no bound.",
+        *_norms_toml(config.norms),
         "# Column = DBF field name (10 characters at most) for your own long column",
         "# names, beyond those gridgeo writes itself.",
         "[shapefile_fields]",
@@ -677,6 +794,24 @@ def _write_toml(config: GridConfig) -> str:
     default = dict(_DEFAULT_FIELDS)
     out += [f"{_quote(c)} = {_quote(f)}" for c, f in config.shapefile_fields if default.get(c) != f]
     return "\n".join(out) + "\n"
+
+
+def _norms_toml(norms: tuple[Norm, ...]) -> list[str]:
+    out = []
+    for norm in norms:
+        where = ", ".join(f"{_toml_key(c)} = {_quote(v)}" for c, v in norm.where)
+        out += ["[[norms]]", f"name = {_quote(norm.name)}", f"where = {{ {where} }}"]
+        out += [
+            f"{key} = {getattr(norm, key)!r}"
+            for key in _NORM_KEYS[2:]
+            if getattr(norm, key) is not None
+        ]
+        out.append("")
+    return out
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else _quote(key)
 
 
 # -- inference --------------------------------------------------------------------

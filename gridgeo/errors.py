@@ -14,14 +14,19 @@ from contextlib import contextmanager
 __all__ = [
     "CodeError",
     "ConfigError",
+    "ConflictError",
     "CrsError",
     "DataFileError",
     "DiskFullError",
     "EncodingError",
     "GeometryError",
     "GridgeoError",
+    "GridgeoWarning",
     "LayerError",
+    "PlanError",
+    "PlanWarning",
     "SchemaError",
+    "StoreError",
     "cli_voice",
     "option",
 ]
@@ -67,6 +72,36 @@ class CodeError(GridgeoError):
 
 class GeometryError(GridgeoError):
     """A geometry is missing, empty or not a polygon where one is required."""
+
+
+class PlanError(GridgeoError):
+    """A plan operation would break a rule (contiguity, nesting, a locked grid, …).
+
+    ``rule`` names the rule (``"contiguity"``, ``"district"``, ``"empty"``,
+    ``"locked"``, ``"refinement"``, ``"unknown"``); ``codes`` the grids involved.
+    The plan the operation was called on is unchanged.
+    """
+
+    def __init__(self, message: str, rule: str = "", codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.codes = tuple(codes)
+
+
+class StoreError(GridgeoError):
+    """A plan store cannot be opened, is not a gridgeo store, or lacks a version."""
+
+
+class ConflictError(StoreError):
+    """Another planner saved on the same parent version first; nothing was written."""
+
+
+class GridgeoWarning(UserWarning):
+    """Base class of gridgeo's warnings: the result is right, but look at it."""
+
+
+class PlanWarning(GridgeoWarning):
+    """A plan breaks a norm (households per grid, per worker); the numbers are in the text."""
 
 
 def option(name: str, value: str | None = None) -> str:
