@@ -139,7 +139,9 @@ class GridSystem:
             for name in config.level_names
         }
         sources = {
-            name: _normalise(frame, f"{origin}, layer {name!r}")
+            name: (_normalise_units if "unit_id" in frame.columns else _normalise)(
+                frame, f"{origin}, layer {name!r}"
+            )
             for name, frame in layers.items()
             if name not in levels
         }
@@ -362,6 +364,21 @@ def _normalise(frame: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
         out[column] = as_text(out[column], missing="")
     out = out.reset_index(drop=True)
     return out
+
+
+def _normalise_units(frame: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
+    """A unit layer (building blocks of a plan, :mod:`gridgeo.plan.units`): polygons,
+    a CRS, and code columns as text; :func:`gridgeo.plan.units.validate_units`
+    checks the rest against the levels."""
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise SchemaError(f"{where}: expected a GeoDataFrame, got {type(frame).__name__}")
+    require_crs(frame, where)
+    out = frame.copy()
+    out["unit_id"] = as_text(out["unit_id"], missing="")
+    for column in out.columns:
+        if column.endswith("_code"):
+            out[column] = as_text(out[column], missing="")
+    return out.reset_index(drop=True)
 
 
 def _code_rule(config: GridConfig, level) -> str:
