@@ -923,6 +923,122 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
+# -- plan: read-only views of a plan store ------------------------------------------------------
+def _store(args: argparse.Namespace):
+    from gridgeo.plan import PlanStore
+
+    target = args.store
+    if "://" not in target:
+        _check_inputs({"plan store": target})
+    return PlanStore(target, create=False)
+
+
+def _cmd_plan_log(args: argparse.Namespace, ui: _Ui) -> int:
+    with _store(args) as store:
+        log = store.log()
+    if ui.format == "json":
+        ui.emit_json(log.to_dict(orient="records"))
+    elif ui.format == "csv":
+        ui.emit_csv(log, index=False)
+    else:
+        ui.show(log.set_index("version"), f"plan store {args.store}: {len(log)} version(s)")
+    return 0
+
+
+def _plan_summary(plan) -> pd.DataFrame:
+    grids = plan.grids
+    rows = {
+        "grids": len(grids),
+        "micro-grids": len(plan.micro_table),
+        "units": len(plan.units),
+        "households": int(grids["households"].sum()),
+        "residents": int(grids["residents"].sum()),
+        "steps": len(plan.steps),
+        "norm warnings": len(plan.norm_warnings()),
+    }
+    if "workers" in grids:
+        rows["workers"] = int(grids["workers"].sum())
+    return pd.DataFrame({"value": rows})
+
+
+def _cmd_plan_show(args: argparse.Namespace, ui: _Ui) -> int:
+    with _store(args) as store:
+        version = args.version or store.head
+        plan = store.load(version)
+    summary = _plan_summary(plan)
+    history = plan.history
+    if ui.format == "json":
+        ui.emit_json(
+            {
+                "version": version,
+                "summary": summary["value"].to_dict(),
+                "history": history.to_dict(orient="records"),
+                "warnings": plan.norm_warnings(),
+            }
+        )
+    elif ui.format == "csv":
+        ui.emit_csv(summary)
+    else:
+        ui.show(summary, f"version {version}")
+        if len(history):
+            ui.show(
+                history.set_index("step")[["op", "by", "households_moved", "touched"]], "history"
+            )
+        for text in plan.norm_warnings()[: args.limit]:
+            ui.note(f"注意 note: {text}")
+    return 0
+
+
+def _cmd_plan_diff(args: argparse.Namespace, ui: _Ui) -> int:
+    from gridgeo.plan import compare
+
+    with _store(args) as store:
+        a, b = store.load(args.old), store.load(args.new)
+    comparison = compare(a, b)
+    changed = comparison.grids[comparison.grids["relation"] != "unchanged"]
+    columns = [
+        "code",
+        "relation",
+        "households_before",
+        "households_after",
+        "from_codes",
+        "to_codes",
+    ]
+    if ui.format == "json":
+        ui.emit_json(
+            {"summary": comparison.summary, "grids": changed[columns].to_dict(orient="records")}
+        )
+    elif ui.format == "csv":
+        ui.emit_csv(changed[columns], index=False)
+    else:
+        summary = pd.DataFrame({"count": comparison.summary})
+        ui.show(summary[summary["count"] > 0], f"{args.old} → {args.new}")
+        shown = changed[columns].head(args.limit).set_index("code")
+        ui.show(
+            shown.rename(
+                columns={"households_before": "hh before", "households_after": "hh after"}
+            ),
+            "changed grids",
+        )
+        if len(changed) > args.limit:
+            ui.note(f"… {len(changed) - args.limit} more; --limit N shows more, --format csv all.")
+    return 0
+
+
+def _cmd_plan_export(args: argparse.Namespace, ui: _Ui) -> int:
+    from gridgeo.plan import export_plan
+
+    out = Path(args.out)
+    inputs = [] if "://" in args.store else _check_inputs({"plan store": args.store})
+    _check_outputs([_Output("-o/--out", out, (".gpkg",))], inputs)
+    with _store(args) as store:
+        version = args.version or store.head
+        plan = store.load(version)
+    export_plan(plan, _prepare(out))
+    ui.note(f"wrote version {version} to {out} (units, grids, micro-grids, crosswalk)")
+    return 0
+
+
 def _layers_help() -> str:
     from gridgeo.maps import LAYERS
 
@@ -1191,6 +1307,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--encoding", help=encoding_help)
     p.set_defaults(func=_cmd_init)
+
+    p = _subparser(
+        sub,
+        "plan",
+        "read-only views of a plan store: log, show, diff, export",
+        "A plan store (a GeoPackage, or postgresql://user@host:port/db) keeps the\n"
+        "versions planners saved with gridgeo.plan.PlanStore. These commands read it;\n"
+        "editing is the notebook's job.",
+        "  gridgeo plan log plans.gpkg\n"
+        "  gridgeo plan show plans.gpkg v2\n"
+        "  gridgeo plan diff plans.gpkg v1 v2\n"
+        "  gridgeo plan export plans.gpkg v2 -o v2.gpkg\n",
+    )
+    plan_sub = p.add_subparsers(dest="plan_command", required=True, parser_class=_Parser)
+    store_help = "plan store: a .gpkg file or a postgresql:// address"
+    q = plan_sub.add_parser(
+        "log", help="list the versions", description="List the versions of a plan store."
+    )
+    q.add_argument("store", help=store_help)
+    _format_option(q)
+    q.set_defaults(func=_cmd_plan_log)
+    q = plan_sub.add_parser(
+        "show",
+        help="summary and history of a version",
+        description="Summary, history and norm warnings of one version (default: the latest).",
+    )
+    q.add_argument("store", help=store_help)
+    q.add_argument("version", nargs="?", help="version (default: the latest)")
+    q.add_argument("--limit", type=int, default=20, help="warnings shown (default 20)")
+    _format_option(q)
+    q.set_defaults(func=_cmd_plan_show)
+    q = plan_sub.add_parser(
+        "diff",
+        help="compare two versions",
+        description="Grids split, merged, redrawn or renumbered between two versions, and the households that change grid.",
+    )
+    q.add_argument("store", help=store_help)
+    q.add_argument("old", help="the earlier version")
+    q.add_argument("new", help="the later version")
+    q.add_argument("--limit", type=int, default=20, help="changed grids shown (default 20)")
+    _format_option(q)
+    q.set_defaults(func=_cmd_plan_diff)
+    q = plan_sub.add_parser(
+        "export",
+        help="write a version as a GeoPackage for desktop GIS",
+        description="Write a version's units, grids, micro-grids and crosswalk as a GeoPackage (QGIS).",
+    )
+    q.add_argument("store", help=store_help)
+    q.add_argument("version", nargs="?", help="version (default: the latest)")
+    q.add_argument("-o", "--out", required=True, help="the .gpkg file to write")
+    q.set_defaults(func=_cmd_plan_export)
     return parser
 
 

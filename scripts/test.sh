@@ -8,14 +8,23 @@ cd "$(dirname "$0")/.."
 
 # The browser tests (tests/test_maps_browser.py) drive Debian's Chromium through
 # Playwright (never `playwright install`) and compare a screenshot whose Chinese
-# text needs the Noto CJK fonts. CI runs as root on a fresh Debian machine.
+# text needs the Noto CJK fonts. The plan-store tests (tests/test_plan_store.py)
+# start a throwaway PostgreSQL server with PostGIS (tests/conftest_postgis.py):
+# Debian's postgresql and postgresql-postgis, metapackages of the release's
+# version (postgresql-15 and postgresql-15-postgis-3 on Debian 12), which do not
+# start a server themselves here. CI runs as root on a fresh Debian machine.
 has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-if [ ! -x /usr/bin/chromium ] || ! has_package fonts-noto-cjk; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+for package in fonts-noto-cjk postgresql postgresql-postgis; do
+    has_package "$package" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
     as_root=()
     [ "$(id -u)" -eq 0 ] || as_root=(sudo)
     "${as_root[@]}" apt-get update -qq
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        chromium fonts-noto-cjk
+        "${missing[@]}"
 fi
 
 # Editable, so the tests import this checkout; re-running only refreshes it.

@@ -17,6 +17,9 @@ from shapely import box
 
 from gridgeo.model import GridSystem
 
+# the real PostgreSQL + PostGIS server the plan store tests use (postgis_dsn)
+pytest_plugins = ["conftest_postgis"]
+
 
 def tiny_layers() -> dict[str, gpd.GeoDataFrame]:
     """A banner of 2 towns, 4 grids and 3 micro-grids refining one grid (EPSG:4490)."""

@@ -12,6 +12,8 @@ realistic synthetic grid system built inside the *real* banner outline
 - the party-building and sanitation source layers merged into the dual
   grid, with digitising noise and a handful of real disagreements;
 - a dirty variant with known defects and a ground-truth file;
+- the unit layer: the 16,660 mesh cells every level is made of, with their
+  households, the building blocks planners reassign (``load_units``);
 - households and incidents, generated on demand from the committed
   boundaries (deterministic per polygon).
 
@@ -24,7 +26,8 @@ connected by construction.
 The package: ``towns`` (facts), ``mesh`` (the cell mesh), ``build`` (the
 levels and attributes; ``write_demo``), ``sources`` (the dual grid's two
 source layers), ``dirty`` (the defective variant), ``people`` (households
-and incidents), ``files`` (where the committed data lives; ``load_demo``).
+and incidents), ``units`` (the unit layer), ``files`` (where the committed
+data lives; ``load_demo``, ``load_units``).
 
 Example
 -------
@@ -42,9 +45,11 @@ from gridgeo.demo.files import (
     SEED,
     SHAPEFILE_DIR,
     TRUTH_PATH,
+    UNITS_PATH,
     built_in_metric,
     load_demo,
     load_truth,
+    load_units,
 )
 from gridgeo.demo.people import AS_OF, INCIDENT_CLASSES, households, incidents
 from gridgeo.demo.towns import DEDICATED, TOWNS, Town, banner_outline
@@ -61,6 +66,7 @@ __all__ = [
     "SHAPEFILE_DIR",
     "TOWNS",
     "TRUTH_PATH",
+    "UNITS_PATH",
     "DemoData",
     "Town",
     "banner_outline",
@@ -70,5 +76,6 @@ __all__ = [
     "incidents",
     "load_demo",
     "load_truth",
+    "load_units",
     "write_demo",
 ]

@@ -14,9 +14,18 @@ from gridgeo.codes import number_children
 from gridgeo.config import BANNER
 from gridgeo.crs import metric_crs
 from gridgeo.demo.dirty import make_dirty
-from gridgeo.demo.files import DATA_DATE, DATA_DIR, DIRTY_PATH, DUAL_TRUTH_PATH, SEED, TRUTH_PATH
+from gridgeo.demo.files import (
+    DATA_DATE,
+    DATA_DIR,
+    DIRTY_PATH,
+    DUAL_TRUTH_PATH,
+    SEED,
+    TRUTH_PATH,
+    UNITS_PATH,
+)
 from gridgeo.demo.mesh import build_mesh, grow, sample_in, union_cells
 from gridgeo.demo.people import allocate, fake_names
+from gridgeo.demo.people import households as place_households
 from gridgeo.demo.sources import source_layers
 from gridgeo.demo.towns import (
     COMMUNITY_NAMES,
@@ -31,6 +40,7 @@ from gridgeo.demo.towns import (
     VILLAGE_STEMS,
     banner_outline,
 )
+from gridgeo.demo.units import build_units, write_units
 from gridgeo.model import GridSystem
 
 
@@ -43,6 +53,8 @@ class DemoData:
     dirty: GridSystem
     truth: gpd.GeoDataFrame
     dual_truth: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    """The unit layer: one unit per mesh cell (:func:`gridgeo.demo.units.build_units`)."""
 
 
 def generate(seed: int = SEED) -> DemoData:
@@ -191,15 +203,31 @@ def generate(seed: int = SEED) -> DemoData:
     micros = pd.DataFrame(micro_rows)
     assert len(micros) == TOTAL_MICRO, len(micros)
 
-    frames, grid_codes = _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng)
+    frames, grid_codes, micro_codes = _assemble(
+        mesh, town_of, grid_of, micro_of, grids, micros, rng
+    )
     sources, dual_truth = source_layers(mesh, grid_of, grid_codes, frames, outline, rng)
     system = GridSystem.from_layers({**frames, **sources}, origin="gridgeo.demo")
     dirty, truth = make_dirty(system, rng)
-    return DemoData(system, dirty, truth, dual_truth)
+    # The units take no random draw: everything above stays as it was without them.
+    town_codes = np.array([t.code for t in TOWNS])
+    units = build_units(
+        mesh.cells,
+        town_codes[town_of],
+        grid_codes[grid_of],
+        np.append(micro_codes, "")[micro_of],  # -1 (not refined): ""
+        system,
+        place_households(system),
+    )
+    return DemoData(system, dirty, truth, dual_truth, units)
 
 
 def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
-    """Polygons, codes, names and attributes of every level, in the storage CRS."""
+    """Polygons, codes, names and attributes of every level, in the storage CRS.
+
+    Also returns the grid and micro-grid codes in the order of ``grids`` and
+    ``micros`` (what ``grid_of`` and ``micro_of`` index).
+    """
     crs = metric_crs()
     towns = gpd.GeoDataFrame(
         {
@@ -316,6 +344,7 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
         crs=crs,
     )
     grid_codes = g["code"].to_numpy()
+    micro_codes = m["code"].to_numpy()
     g = g.sort_values("code").reset_index(drop=True)
     m = m.sort_values("code").reset_index(drop=True)
     cols_g = [
@@ -349,7 +378,7 @@ def _assemble(mesh, town_of, grid_of, micro_of, grids, micros, rng):
     totals = out["grid"].groupby("parent_code")[["households", "residents", "workers"]].sum()
     t = out["town"].join(totals, on="code")
     out["town"] = t
-    return out, grid_codes
+    return out, grid_codes, micro_codes
 
 
 def _groupings(g: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -378,8 +407,8 @@ def write_demo(data_dir: Path | str = DATA_DIR, seed: int = SEED) -> DemoData:
     """Generate the demo and write it under ``data_dir`` (what is committed).
 
     Writes ``shapefiles/`` (one Shapefile per level and source layer, UTF-8
-    with .cpg), ``dual_grid_truth.geojson``, and ``dirty/`` (a GeoPackage and
-    its ``truth.geojson``).
+    with .cpg), ``dual_grid_truth.geojson``, ``units.parquet`` (the unit
+    layer, GeoParquet) and ``dirty/`` (a GeoPackage and its ``truth.geojson``).
     """
     from gridgeo.io import write_layer, write_system
 
@@ -388,6 +417,7 @@ def write_demo(data_dir: Path | str = DATA_DIR, seed: int = SEED) -> DemoData:
     # One fixed date inside the files, so regenerating the demo is byte-identical.
     write_system(data.system, data_dir / "shapefiles", date=DATA_DATE)
     write_layer(data.dual_truth, data_dir / DUAL_TRUTH_PATH.name)
+    write_units(data.units, data_dir / UNITS_PATH.name)
     write_system(data.dirty, data_dir / "dirty" / DIRTY_PATH.name, date=DATA_DATE)
     write_layer(data.truth, data_dir / "dirty" / TRUTH_PATH.name)
     return data

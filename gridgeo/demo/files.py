@@ -35,6 +35,7 @@ DIRTY_PATH = DATA_DIR / "dirty" / "urad_front_dirty.gpkg"
 TRUTH_PATH = DATA_DIR / "dirty" / "truth.geojson"
 DATA_DATE = datetime.date(2026, 11, 30)  # recorded inside the committed files
 DUAL_TRUTH_PATH = DATA_DIR / "dual_grid_truth.geojson"
+UNITS_PATH = DATA_DIR / "units.parquet"
 
 
 @cache
@@ -49,21 +50,68 @@ def _load(variant: str, data_dir: str) -> GridSystem:
     raise DataFileError(f"unknown demo variant {variant!r}: use 'clean' or 'dirty'.")
 
 
-def load_demo(variant: str = "clean", data_dir: Path | str = DATA_DIR) -> GridSystem:
+def load_demo(
+    variant: str = "clean", data_dir: Path | str = DATA_DIR, units: bool = False
+) -> GridSystem:
     """The committed demo grid system (``"clean"``) or its ``"dirty"`` variant.
 
     Each call returns a fresh copy, so callers may modify it.
 
+    Parameters
+    ----------
+    variant : {"clean", "dirty"}
+    data_dir : path
+        The folder of the demo data (default: the committed one).
+    units : bool
+        Also carry the unit layer (:func:`load_units`) as the source layer
+        :data:`gridgeo.plan.units.UNIT_LAYER` (``"units"``), the building
+        blocks a :class:`~gridgeo.plan.Plan` reassigns. The units tile the
+        clean variant's grids; the dirty variant's defects break that.
+
+    Examples
+    --------
     >>> load_demo("dirty").counts()["micro_grid"]
     898
+    >>> len(load_demo(units=True).sources["units"])
+    16660
     """
     system = _load(variant, str(data_dir))
+    sources = {k: v.copy() for k, v in system.sources.items()}
+    if units:
+        from gridgeo.plan.units import UNIT_LAYER  # lazily: gridgeo.plan builds on the demo
+
+        sources[UNIT_LAYER] = load_units(data_dir)
     return GridSystem(
-        {k: v.copy() for k, v in system.levels.items()},
-        system.config,
-        {k: v.copy() for k, v in system.sources.items()},
-        system.origin,
+        {k: v.copy() for k, v in system.levels.items()}, system.config, sources, system.origin
     )
+
+
+@cache
+def _load_units(data_dir: str) -> gpd.GeoDataFrame:
+    from gridgeo.io import read_layer
+
+    return read_layer(Path(data_dir) / UNITS_PATH.name)
+
+
+def load_units(data_dir: Path | str = DATA_DIR) -> gpd.GeoDataFrame:
+    """The demo's unit layer: the building blocks its grids are made of.
+
+    One unit per mesh cell the demo was grown from (16,660), each in
+    one town, one grid and, where the grid is refined, one micro-grid, with
+    the households and residents of :func:`gridgeo.demo.households` standing
+    in it: the units of a grid tile it exactly and add up to its
+    ``households`` and ``residents``. Columns: ``unit_id``, ``town_code``,
+    ``grid_code``, ``micro_grid_code`` (``""`` where the grid is not
+    refined), ``households``, ``residents``, ``village`` (the administrative
+    village of a rural unit, else ``""``), ``kind`` (``"urban"``, ``"rural"``
+    or ``"institution"``) and the polygon, in the storage CRS. Read once from
+    ``units.parquet``; each call returns a fresh copy.
+
+    >>> units = load_units()
+    >>> units.loc[0, ["unit_id", "grid_code", "kind", "village"]].tolist()
+    ['U00001', '150823100001', 'rural', '星火村']
+    """
+    return _load_units(str(data_dir)).copy()
 
 
 def load_truth(which: str = "dirty", data_dir: Path | str = DATA_DIR) -> gpd.GeoDataFrame:

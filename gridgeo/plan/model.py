@@ -337,6 +337,38 @@ class Plan:
                 out.update({k: int(v) for k, v in sums.items()})
         return out
 
+    def neighbours(self, grid: str) -> pd.DataFrame:
+        """Grids sharing an edge with ``grid``: code, district, shared unit edges, households.
+
+        Sorted by shared edges (most first); a planner's merge and move partners.
+        """
+        code = str(self._grid(grid).name)
+        members = np.flatnonzero(self.workload == code)
+        counts: dict[str, int] = {}
+        for p in members.tolist():
+            for n in self._units.graph.neighbors(p):
+                other = self.workload[n]
+                if other != code:
+                    counts[other] = counts.get(other, 0) + 1
+        out = pd.DataFrame(
+            {"code": list(counts), "shared_edges": list(counts.values())},
+            columns=["code", "shared_edges"],
+        )
+        out["parent_code"] = self.grid_table["parent_code"].reindex(out["code"]).to_numpy()
+        out["households"] = out["code"].map(self.households_of(out["code"])).astype(np.int64)
+        return out.sort_values(["shared_edges", "code"], ascending=[False, True], ignore_index=True)
+
+    def border_units(self, grid: str, other: str) -> list[str]:
+        """Ids of the units of ``grid`` that share an edge with grid ``other``."""
+        code, neighbour = str(self._grid(grid).name), str(self._grid(other).name)
+        members = np.flatnonzero(self.workload == code)
+        hits = [
+            p
+            for p in members.tolist()
+            if any(self.workload[n] == neighbour for n in self._units.graph.neighbors(p))
+        ]
+        return [str(u) for u in self._units.ids[hits]]
+
     def _geometry(self, codes: list[str], labels: np.ndarray) -> list:
         """Coverage union of each code's units, cached per plan (untouched codes are inherited)."""
         missing = [c for c in codes if c not in self._shapes]
@@ -438,8 +470,9 @@ class Plan:
         return replace(self._undone[-1], _previous=self, _undone=self._undone[:-1])
 
     # -- validation helpers ---------------------------------------------------------
-    def _grid(self, code: str, what: str = "grid") -> pd.Series:
+    def _grid(self, code: str, what: str | None = None) -> pd.Series:
         code = str(code)
+        what = what or self.config.role(Role.WORKLOAD).label_en
         if code in self.grid_table.index:
             return self.grid_table.loc[code]
         if code in self.retired:
@@ -753,7 +786,7 @@ class Plan:
         step = self._step(
             "split",
             {
-                "grid": code,
+                "code": code,
                 "parts": len(labels),
                 "line": None if line is None else shapely.to_wkt(line),
             },
@@ -954,7 +987,7 @@ class Plan:
             changes.append(("refinement", "", new, f"refines {code}"))
         step = self._step(
             "refine",
-            {"grid": code, "parts": parts},
+            {"code": code, "parts": parts},
             by,
             moved=np.array([], dtype=np.int64),
             touched=[code],
@@ -983,7 +1016,7 @@ class Plan:
         micros = self.micro_table.drop(index=old)
         changes = tuple(("refinement", m, "", f"dissolved into {code}") for m in old)
         step = self._step(
-            "dissolve_micro", {"grid": code}, by, moved=np.array([], dtype=np.int64), touched=[code]
+            "dissolve_micro", {"code": code}, by, moved=np.array([], dtype=np.int64), touched=[code]
         )
         return self._next(
             step,

@@ -1,0 +1,37 @@
+"""Plans: redraw grids from building blocks — edit, renumber, compare, keep versions.
+
+A :class:`Plan` is the table unit → grid (→ micro-grid) plus grid
+attributes; grid polygons are always derived from it (:mod:`gridgeo.plan.model`).
+Operations return new plans and refuse edits that break a rule;
+:func:`compare` lists what changed between two plans; :class:`PlanStore`
+keeps immutable versions in a GeoPackage or a PostGIS database;
+:func:`export_plan` / :func:`import_plan` are the desktop GIS round trip.
+
+>>> from gridgeo import load_demo
+>>> from gridgeo.plan import Plan, compare
+>>> plan = Plan.from_system(load_demo(units=True))
+>>> new = plan.split("150823100017", parts=2, by="doctest")
+>>> compare(plan, new).summary["split"]
+1
+"""
+
+from gridgeo.plan.compare import Comparison, compare
+from gridgeo.plan.exchange import export_plan, import_plan
+from gridgeo.plan.model import Plan, Step
+from gridgeo.plan.record import PlanRecord
+from gridgeo.plan.store import PlanStore
+from gridgeo.plan.units import UNIT_LAYER, derive_units, unit_adjacency
+
+__all__ = [
+    "UNIT_LAYER",
+    "Comparison",
+    "Plan",
+    "PlanRecord",
+    "PlanStore",
+    "Step",
+    "compare",
+    "derive_units",
+    "export_plan",
+    "import_plan",
+    "unit_adjacency",
+]
