@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     table(["operation on Wulashan", "ms (median)", "< 100 ms"], rows, "2. operations")
 
     # 3. compare
-    edited = plan.split(big, parts=2).merge(pair).move(*move_args[:1], to=move_args[1])
+    edited = plan.move(*move_args[:1], to=move_args[1]).split(big, parts=2).merge(pair)
     homes = households(system)
     t_cmp, c = timed(lambda: compare(plan, edited), 3)
     t_pts, c2 = timed(lambda: compare(plan, edited, households=homes), 1)
