@@ -1842,6 +1842,70 @@ def _coords_projected(folder: Path) -> dict:
     }
 
 
+@case("77_plan_store_is_a_plain_geopackage", "plan")
+def _store_plain_gpkg(folder: Path) -> dict:
+    write_gpkg(base_layers(), folder / "grids.gpkg")
+    return {
+        "about": "`gridgeo plan` on a GeoPackage of grids that is not a plan store: say it is "
+        "not a gridgeo store and how one is made; never write into it.",
+        "role": GRIDS,
+        "input": "grids.gpkg",
+        "commands": ["log", "show"],
+        "argv": {"log": ["plan", "log", "{input}"], "show": ["plan", "show", "{input}"]},
+        "expect": {"*": {"exit": 2, "message": [r"grids\.gpkg", r"store"]}},
+    }
+
+
+@case("78_plan_store_text_file", "plan")
+def _store_text(folder: Path) -> dict:
+    (folder / "plans.gpkg").write_text("版本记录 v1 v2\n", encoding="utf-8")
+    return {
+        "about": "A text file named plans.gpkg given as a plan store.",
+        "role": GRIDS,
+        "input": "plans.gpkg",
+        "commands": ["log", "diff", "export"],
+        "argv": {
+            "log": ["plan", "log", "{input}"],
+            "diff": ["plan", "diff", "{input}", "v1", "v2"],
+            "export": ["plan", "export", "{input}", "v1", "-o", "{out}/v1.gpkg"],
+        },
+        "expect": {"*": {"exit": 2, "message": [r"plans\.gpkg"]}},
+    }
+
+
+@case("79_plan_store_empty_file", "plan")
+def _store_empty(folder: Path) -> dict:
+    (folder / "plans.gpkg").write_bytes(b"")
+    return {
+        "about": "An empty file given as a plan store (a copy that failed half-way).",
+        "role": GRIDS,
+        "input": "plans.gpkg",
+        "commands": ["log"],
+        "argv": {"log": ["plan", "log", "{input}"]},
+        "expect": {"*": {"exit": 2, "message": [r"plans\.gpkg"]}},
+    }
+
+
+@case("80_plan_store_dsn_unreachable", "plan")
+def _store_dsn(folder: Path) -> dict:
+    (folder / "README.txt").write_text("no input file: the store is a database address\n")
+    return {
+        "about": "A PostgreSQL address nothing listens on, with a password in it: name the "
+        "host, port and database, never the password.",
+        "role": GRIDS,
+        "input": "{out}",
+        "commands": ["log"],
+        "argv": {"log": ["plan", "log", "postgresql://planner:s3cr3t@127.0.0.1:9/plans"]},
+        "expect": {
+            "*": {
+                "exit": 2,
+                "message": [r"127\.0\.0\.1", r"\b9\b", r"plans"],
+                "message_not": [r"s3cr3t"],
+            }
+        },
+    }
+
+
 # ================================================================================================
 def build(out_dir: Path = CASES_DIR) -> list[dict]:
     """(Re)build every case under ``out_dir``; return their descriptions."""
