@@ -698,6 +698,148 @@ def _check_plain_layer(args: argparse.Namespace, ui: _Ui):
         return check_layer(frame, within=outline, id=args.id, name=name)
 
 
+# -- repair -------------------------------------------------------------------------------------
+_AUDIT_SHOWN = ["level", "kind", "action", "from_code", "to_code", "area_m2", "accepted"]
+
+
+def _cmd_repair(args: argparse.Namespace, ui: _Ui) -> int:
+    from gridgeo.check import check_system
+    from gridgeo.io import write_layer, write_system, write_table
+    from gridgeo.repair import apply, propose_repair
+
+    inputs = _check_inputs({"grid system": args.data, "--households": args.households})
+    out = Path(args.out)
+    outputs = [
+        _Output(
+            "-o/--out",
+            out,
+            (".gpkg", ".parquet", ""),
+            " Give a .gpkg file, a .parquet folder, or a folder name for Shapefiles.",
+        )
+    ]
+    if args.audit:
+        outputs.append(_Output("--audit", Path(args.audit), (".csv", ".gpkg")))
+    _check_outputs(outputs, inputs)
+    config = _config(args)
+    system = _read(args.data, config, strict=False, encoding=args.encoding, coords=args.coords)
+    homes = None
+    if args.households:
+        from gridgeo.io import read_layer
+
+        homes = read_layer(args.households)
+    with ui.status("checking and proposing a repair …"):
+        report = check_system(system, dual=False)
+        proposal = propose_repair(system, report, rule=args.rule, fill=args.fill,
+                                  households=homes)  # fmt: skip
+        repaired = apply(proposal, args.accept)
+        after = check_system(repaired, dual=False)
+    audit = proposal.audit
+    chosen = audit["accepted"] if args.accept == "small" else audit["status"] != "refused"
+    summary = {
+        "rows": len(audit),
+        "accepted": int(chosen.sum()),
+        "for_review": int((~chosen).sum()),
+        "refused": int((audit["status"] == "refused").sum()),
+        "errors_before": report.errors,
+        "errors_after": after.errors,
+        "ok": after.ok,
+    }
+    if ui.format == "json":
+        ui.emit_json({**summary, "audit": pd.DataFrame(audit.drop(columns="geometry"))
+                      .reset_index().to_dict("records")})  # fmt: skip
+    elif ui.format == "csv":
+        ui.emit_csv(pd.DataFrame(audit.drop(columns="geometry")))
+    else:
+        table = proposal.summary().reset_index()
+        if not table.empty:
+            ui.show(table.set_index("level"), f"修复建议 repair proposal ({len(audit)} changes)")
+            shown = pd.DataFrame(audit[_AUDIT_SHOWN]).head(args.limit)
+            shown["area_m2"] = shown["area_m2"].round(1)
+            ui.show(shown, "变更 changes (--audit for all, with the reasons)")
+        else:
+            ui.note("[bold green]无需修复 nothing to repair[/]")
+    write_system(repaired, _prepare(out))
+    written = [str(out)]
+    if args.audit:
+        path = Path(args.audit)
+        if path.suffix.lower() == ".gpkg":
+            write_layer(audit.reset_index(), _prepare(path))
+        else:
+            write_table(pd.DataFrame(audit.drop(columns="geometry")).reset_index(), path)
+        written.append(str(path))
+    ui.note(f"wrote {' and '.join(written)}")
+    if ui.tables:
+        ui.out.print(
+            f"[bold green]已修复 repaired: {summary['accepted']} changes applied, checks clean[/]"
+            if after.ok
+            else f"[bold yellow]{after.errors} errors remain for review "
+            f"({summary['for_review']} proposed changes not applied; --accept all applies them)[/]"
+        )
+    return 0 if after.ok else 1
+
+
+def _repair_parser(sub, encoding_help: str, config_help: str, coords_help: str) -> None:
+    from gridgeo.repair import FILLS
+
+    p = _subparser(
+        sub,
+        "repair",
+        "propose and apply repairs of gaps, overlaps, slivers and codes",
+        "Checks a grid system and proposes one change per defect piece: invalid\n"
+        "polygons made valid, parts outside the parent cut off, overlaps kept by one grid\n"
+        "(--rule), slivers and gaps given to the grids along them, duplicate codes\n"
+        "renumbered, orphans given the parent that holds them. Writes the repaired system\n"
+        "to -o (DATA is never modified) and the audit table to --audit. Gaps and overlaps\n"
+        "10 m wide or more are applied only with --accept all. Exit 0 when the result\n"
+        "checks clean, 1 when defects remain for review.",
+        "  gridgeo repair dirty.gpkg -o repaired.gpkg --audit audit.csv\n"
+        "  gridgeo repair dirty.gpkg -o repaired.gpkg --accept all --rule largest_area\n"
+        "  gridgeo repair data/shapefiles -o repaired --format json > proposal.json\n",
+    )
+    p.add_argument("data", help="grid system (folder of Shapefiles, GeoPackage, GeoParquet folder)")
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="where to write the repaired system (.gpkg, .parquet folder, or a folder of "
+        "Shapefiles); never DATA",
+    )
+    p.add_argument("--audit", help="write the audit table here (.csv, or .gpkg with the pieces)")
+    p.add_argument(
+        "--accept",
+        choices=["small", "all"],
+        default="small",
+        help="small (default): apply what is below the defect tolerance; all: every change",
+    )
+    p.add_argument(
+        "--rule",
+        choices=["longest_border", "largest_area", "lowest_code", "households"],
+        default="longest_border",
+        help="who keeps an overlap: the grid with the longest shared border (default), the "
+        "larger grid, the lower code, or the grid its households are registered to "
+        "(needs --households, or a units layer in DATA)",
+    )
+    p.add_argument(
+        "--households",
+        metavar="POINTS",
+        help="household points (GIS file, one household per row, with a grid_code or "
+        "registered_grid column): counted per change, and used by --rule households",
+    )
+    p.add_argument(
+        "--fill",
+        choices=list(FILLS),
+        default="auto",
+        help="gaps: split among the grids along them, or whole to the longest border "
+        "(default auto: slivers whole, wider gaps split)",
+    )
+    p.add_argument("--limit", type=int, default=20, help="changes printed (default 20)")
+    p.add_argument("--encoding", help=encoding_help)
+    p.add_argument("--config", help=config_help)
+    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
+    _format_option(p)
+    p.set_defaults(func=_cmd_repair)
+
+
 # -- assign -------------------------------------------------------------------------------------
 @dataclass
 class _Tally:
@@ -1039,6 +1181,119 @@ def _cmd_plan_export(args: argparse.Namespace, ui: _Ui) -> int:
     return 0
 
 
+# -- rebalance ----------------------------------------------------------------------------------
+def _window_option(value: str) -> tuple[int, int]:
+    """``--households 300:500`` as (300, 500)."""
+    from gridgeo.errors import option
+
+    lo, _, hi = value.partition(":")
+    try:
+        return int(lo), int(hi)
+    except ValueError:
+        raise GridgeoError(
+            f"{option('households', value)}: give the window as MIN:MAX households, e.g. "
+            f"{option('households', '300:500')}."
+        ) from None
+
+
+def _rebalance_input(args: argparse.Namespace):
+    """The plan to rebalance: ``STORE@VERSION`` (a plan store) or a grid system with units."""
+    from gridgeo.plan import UNIT_LAYER, Plan, PlanStore
+
+    data = args.data
+    if "@" in data or "://" in data:
+        target, _, version = data.rpartition("@")
+        if not target or "/" in version or ":" in version:
+            # postgresql://user@host/db without a version: the last "@" was the user's
+            target, version = data, ""
+        inputs = [] if "://" in target else _check_inputs({"plan store": target})
+        with PlanStore(target, create=False) as store:
+            return store.load(version or None), inputs
+    import pyogrio
+
+    from gridgeo.io import read_layer
+    from gridgeo.io.formats import folder_layers
+
+    inputs = _check_inputs({"DATA": data})
+    config = _config(args)
+    system = _read(data, config)
+    path = Path(data)
+    if path.is_dir():
+        files = folder_layers(path)
+        units = read_layer(files[UNIT_LAYER]) if UNIT_LAYER in files else None
+    else:
+        names = pyogrio.list_layers(path)[:, 0].tolist()
+        units = read_layer(path, UNIT_LAYER) if UNIT_LAYER in names else None
+    if units is None:
+        raise DataFileError(
+            f"DATA {path} has no {UNIT_LAYER!r} layer, the building blocks a rebalancing "
+            "moves; add one (gridgeo.plan.derive_units), or give a plan store as STORE@VERSION."
+        )
+    return Plan.from_system(system, units), inputs
+
+
+def _cmd_rebalance(args: argparse.Namespace, ui: _Ui) -> int:
+    from gridgeo.plan import export_plan
+    from gridgeo.plan.rebalance import rebalance
+
+    window = _window_option(args.households) if args.households else None
+    out = Path(args.out) if args.out else None
+    plan, inputs = _rebalance_input(args)
+    if out is not None:
+        _check_outputs([_Output("-o/--out", out, (".gpkg",))], inputs)
+    locked = [c.strip() for c in (args.lock or "").split(",") if c.strip()]
+    districts = set(plan.grid_table["parent_code"].astype(str))
+    for town in args.town or []:
+        if town not in districts:
+            raise GridgeoError(
+                f"--town {town!r}: no district of that code has grids in {args.data} (it has "
+                f"{len(districts)}, e.g. {', '.join(sorted(districts)[:3])})."
+            )
+    with ui.status("rebalancing …"):
+        new, report = rebalance(
+            plan,
+            towns=args.town,
+            households=window,
+            per_worker=args.per_worker,
+            locked=locked,
+            max_moved=args.max_moved,
+            keep_villages=not args.split_villages,
+            seed=args.seed,
+            resize=args.resize,
+        )
+    if out is not None:
+        export_plan(new, _prepare(out))
+    columns = ["code", "norm", "households_before", "households_after", "status"]
+    changed = report.grids[report.grids["status"] != "inside"]
+    if ui.format == "json":
+        ui.emit_json(
+            {
+                "ok": report.ok,
+                "summary": report.summary,
+                "grids": changed[[*columns, "reason"]].to_dict(orient="records"),
+                "proposals": report.proposals.to_dict(orient="records"),
+                "problems": report.problems.to_dict(orient="records"),
+            }
+        )
+    elif ui.format == "csv":
+        ui.emit_csv(report.grids, index=False)
+    else:
+        ui.note(str(report))
+        shown = changed[columns].head(args.limit).set_index("code")
+        if len(shown):
+            ui.show(
+                shown.rename(
+                    columns={"households_before": "hh before", "households_after": "hh after"}
+                ),
+                "grids outside their window before or after",
+            )
+        if len(changed) > args.limit:
+            ui.note(f"… {len(changed) - args.limit} more; --limit N shows more, --format csv all.")
+    if out is not None:
+        ui.note(f"wrote the rebalanced plan to {out} (units, grids, micro-grids, crosswalk)")
+    return 0 if report.ok else 1
+
+
 def _layers_help() -> str:
     from gridgeo.maps import LAYERS
 
@@ -1162,6 +1417,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
     _format_option(p)
     p.set_defaults(func=_cmd_check)
+
+    _repair_parser(sub, encoding_help, config_help, coords_help)
 
     p = _subparser(
         sub,
@@ -1307,6 +1564,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--encoding", help=encoding_help)
     p.set_defaults(func=_cmd_init)
+
+    p = _subparser(
+        sub,
+        "rebalance",
+        "bring grids back inside their household window, moving as few households as possible",
+        "Moves units between neighbouring grids of a town until every grid is inside\n"
+        "its window (urban comprehensive: --households, default the configuration's\n"
+        "300-500; rural and dedicated grids follow their own norms). Grids stay\n"
+        "contiguous, inside their town and micro-grids inside their grid; locked grids\n"
+        "are untouched. Prints the report; exits 1 when a grid could not be brought\n"
+        "inside its window (the report says which and why), 2 on bad input.\n"
+        "DATA is a grid system with a units layer, or STORE@VERSION of a plan store.",
+        "  gridgeo plan export plans.gpkg v2 -o v2.gpkg\n"
+        "  gridgeo rebalance v2.gpkg --town 150823100 -o rebalanced.gpkg\n"
+        "  gridgeo rebalance plans.gpkg@v2 --town 150823100 --households 380:420 --resize\n",
+    )
+    p.add_argument("data", help="grid system with units (GeoPackage or folder), or STORE@VERSION")
+    p.add_argument(
+        "--town", action="append", help="district code to rebalance (repeat for more; default all)"
+    )
+    p.add_argument(
+        "--households", help="MIN:MAX households of an urban comprehensive grid (e.g. 300:500)"
+    )
+    p.add_argument("--per-worker", type=float, help="also at most this many households per worker")
+    p.add_argument("--lock", help="comma-separated grid codes to leave untouched")
+    p.add_argument("--max-moved", type=int, help="move at most this many households")
+    p.add_argument(
+        "--split-villages",
+        action="store_true",
+        help="allow a natural village to spread over more grids",
+    )
+    p.add_argument(
+        "--resize", action="store_true", help="apply the splits and merges the report proposes"
+    )
+    p.add_argument("--seed", type=int, default=0, help="breaks ties (default 0)")
+    p.add_argument("-o", "--out", help="the .gpkg file to write the rebalanced plan to")
+    p.add_argument("--config", help="configuration file (TOML); default: the banner's levels")
+    p.add_argument("--limit", type=int, default=20, help="grids shown (default 20)")
+    _format_option(p)
+    p.set_defaults(func=_cmd_rebalance)
 
     p = _subparser(
         sub,

@@ -17,8 +17,11 @@ keeps immutable versions in a GeoPackage or a PostGIS database;
 
 from gridgeo.plan.compare import Comparison, compare
 from gridgeo.plan.exchange import export_plan, import_plan
+from gridgeo.plan.metrics import grid_metrics, plan_metrics
 from gridgeo.plan.model import Plan, Step
+from gridgeo.plan.rebalance import RebalanceReport, apportion_workers, rebalance
 from gridgeo.plan.record import PlanRecord
+from gridgeo.plan.scenario import grow, synthetic_town
 from gridgeo.plan.store import PlanStore
 from gridgeo.plan.units import UNIT_LAYER, derive_units, unit_adjacency
 
@@ -28,10 +31,17 @@ __all__ = [
     "Plan",
     "PlanRecord",
     "PlanStore",
+    "RebalanceReport",
     "Step",
+    "apportion_workers",
     "compare",
     "derive_units",
     "export_plan",
+    "grid_metrics",
+    "grow",
     "import_plan",
+    "plan_metrics",
+    "rebalance",
+    "synthetic_town",
     "unit_adjacency",
 ]

@@ -637,10 +637,10 @@ class Plan:
                         if k in grid_table.columns and k != "code"
                     }
                 )
-            grid_table.loc[code] = pd.Series(row)
+            grid_table = _with_row(grid_table, code, row)
         for code in sorted(set(fine) - set(micro_table.index) - {""}):
             parent = work[np.flatnonzero(fine == code)[0]]
-            micro_table.loc[code] = pd.Series({"parent_code": parent, "name": code}, dtype=object)
+            micro_table = _with_row(micro_table, code, {"parent_code": parent, "name": code})
         gone = sorted(set(grid_table.index) - set(work))
         gone_micro = sorted(set(micro_table.index) - set(fine))
         moved = np.flatnonzero((work != self.workload) | (fine != self.refinement))
@@ -903,7 +903,7 @@ class Plan:
                 taken.add(new)
                 fine[members] = new
                 name = self.grid_table.loc[code, "name"]
-                micros.loc[new] = pd.Series({"parent_code": keep, "name": name}, dtype=object)
+                micros = _with_row(micros, new, {"parent_code": keep, "name": name})
                 changes.append(
                     ("refinement", code, new, f"grid {code} became a micro-grid of {keep}")
                 )
@@ -980,9 +980,10 @@ class Plan:
             new = _next_code(code, self._digits("refinement"), taken, self.config)
             taken.add(new)
             fine[[int(a) for a in labels[k]]] = new
-            micros.loc[new] = pd.Series(
+            micros = _with_row(
+                micros,
+                new,
                 {"parent_code": code, "name": f"{name}第{len(changes) + 1}{refinement.label_zh}"},
-                dtype=object,
             )
             changes.append(("refinement", "", new, f"refines {code}"))
         step = self._step(
@@ -1074,6 +1075,50 @@ class Plan:
         )
         return self._next(
             step, self.workload, self.refinement, grids, micros, touched, [], force, ()
+        )
+
+    def set_many(
+        self,
+        values: pd.DataFrame,
+        *,
+        op: str = "set",
+        force: bool = False,
+        by: str | None = None,
+    ) -> Plan:
+        """Set attributes of many grids in one step (``values``: indexed by code, one column each).
+
+        What :func:`~gridgeo.plan.rebalance.apportion_workers` uses to record
+        one step for a whole apportionment. The rules of :meth:`set` hold.
+        """
+        codes = [str(self._grid(c).name) for c in values.index]
+        protected = {"code", "parent_code", "locked", *_DERIVED}
+        bad = sorted(set(values.columns) & protected)
+        if bad:
+            raise PlanError(
+                f"set_many() cannot change {bad}; see set().", "unknown", tuple(codes[:3])
+            )
+        if "workers" in values and (values["workers"].astype(int) < 1).any():
+            low = values.index[values["workers"].astype(int) < 1][0]
+            raise PlanError(
+                f"grid {low}: workers={values.loc[low, 'workers']}; every grid has at least one "
+                "worker, its grid leader (网格长).",
+                "workers",
+                (str(low),),
+            )
+        grids = self.grid_table.copy()
+        for column in values.columns:
+            if column not in grids:
+                grids[column] = pd.Series(dtype=object)
+            grids.loc[codes, column] = values[column].to_numpy()
+        step = self._step(
+            op,
+            {"codes": codes, "columns": [str(c) for c in values.columns]},
+            by,
+            moved=np.array([], dtype=np.int64),
+            touched=codes,
+        )
+        return self._next(
+            step, self.workload, self.refinement, grids, self.micro_table, codes, [], force, ()
         )
 
     def lock(self, grids: Iterable[str] | str, *, by: str | None = None) -> Plan:
@@ -1399,6 +1444,18 @@ def _attributes(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     out = out.drop(columns=[c for c in ("households", "residents") if c in out])
     out["code"] = out["code"].astype(str)
     return out.set_index("code")
+
+
+def _with_row(table: pd.DataFrame, code: str, row: Mapping[str, Any]) -> pd.DataFrame:
+    """``table`` with the row ``code`` set from ``row`` (text columns kept as text)."""
+    out = table.copy()
+    for column, value in row.items():
+        if column not in out:
+            out[column] = pd.Series(dtype=object)
+        elif isinstance(value, str) and out[column].dtype != object:
+            out[column] = out[column].astype(object)
+    out.loc[code] = pd.Series(dict(row), dtype=object)
+    return out
 
 
 def _locked(table: pd.DataFrame, codes: list[str]) -> list[tuple]:
