@@ -1,0 +1,465 @@
+"""One level's geometric repair, on metric arrays: every change is one piece.
+
+The steps, in order, for the polygons of one level and the (already
+repaired) polygons of the level above:
+
+1. ``make_valid`` (polygonal part only; holes the repair itself opens are
+   filled back, as :func:`gridgeo.check` treats them);
+2. ``cut``: the pieces of a child outside its parent;
+3. ``give``: each overlap piece between two children is kept by one of them,
+   chosen by a rule, and cut from the other;
+4. ``fill``: each piece of a parent no child covers (inside, or open to the
+   parent's edge: an inlet) goes to the children along it — the longest
+   border, or split among them along the gap.
+
+Why by hand and not ``shapely.coverage_clean``: GEOS settles overlaps and
+narrow interior gaps the same way (longest border, largest area, lowest
+index), but returns only the cleaned polygons: no piece per change to audit
+and accept one by one; it may snap vertices of polygons that had no defect
+(they would no longer be bit-identical); it never fills a gap open to the
+parent's edge, nor clips children to a parent. The primitives here are GEOS
+all the same (overlay, ``make_valid``, ``coverage_invalid_edges``,
+``coverage_union_all``, ``voronoi_polygons``), vectorised over pieces.
+
+A change is a :class:`Change`; the repaired geometry of a polygon is always
+``base − (cut and given pieces) ∪ (filled pieces)``
+(:func:`compose`), both here and when a subset of changes is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from gridgeo.check.steps import interiors, polygonal
+from gridgeo.config import Coverage, Tolerances
+from gridgeo.defects import polygon_width
+
+__all__ = ["FILLS", "RULES", "Change", "compose", "make_valid", "real_parts", "repair_level"]
+
+RULES = ("longest_border", "largest_area", "lowest_code", "households")
+"""Who keeps an overlap piece: the polygon sharing the longest border with it
+(the rest of each polygon), the larger polygon, the lower code, or the polygon
+most of the piece's households are registered to."""
+
+FILLS = ("auto", "split", "longest_border")
+"""How a gap piece is filled: ``split`` among the children along it (each part
+to the nearest), whole to the ``longest_border`` one, or ``auto``: slivers
+whole to the longest border, wider gaps split."""
+
+_EPS = 0.05  # metres: contact length is measured as area within this of a piece
+
+
+@dataclass
+class Change:
+    """One change of one level: ``piece`` moves from ``source`` to ``target``.
+
+    ``source`` and ``target`` are positions in the level (-1: no polygon).
+    ``action``: ``make_valid`` (``area`` is the signed area change), ``cut``
+    (``source`` loses a piece outside its parent), ``give`` (``source`` loses an
+    overlap piece ``target`` keeps), ``fill`` (``target`` gains an uncovered piece).
+    """
+
+    kind: str
+    action: str
+    rule: str
+    source: int
+    target: int
+    piece: shapely.Geometry
+    width: float
+    area: float
+    params: dict = field(default_factory=dict)
+    refused: str = ""
+
+
+def make_valid(geom: shapely.Geometry, dust: float) -> shapely.Geometry:
+    """The polygonal part of ``make_valid(geom)``, the holes the repair opened filled back.
+
+    A ring crossing itself (a bow-tie) makes GEOS cut a hole that was never a
+    gap; the check calls it ``repair_hole``, and it is closed here.
+    """
+    fixed = polygonal(shapely.make_valid(geom))
+    opened = shapely.difference(interiors(fixed), interiors(geom))
+    if not shapely.is_empty(opened) and polygon_width(np.array([opened]))[0] > dust:
+        fixed = shapely.union(fixed, opened)
+    return fixed
+
+
+def real_parts(geom: shapely.Geometry, dust: float) -> int:
+    """Parts of ``geom`` wider than ``dust``."""
+    parts = shapely.get_parts(geom)
+    if len(parts) < 2:
+        return len(parts)
+    return int((polygon_width(parts) > dust).sum())
+
+
+def compose(base, removed, added, dust: float) -> shapely.Geometry:
+    """``base − removed ∪ added`` with float dust (parts narrower than ``dust``) dropped."""
+    out = base
+    if removed:
+        out = shapely.difference(out, shapely.union_all(removed))
+    if added:
+        out = shapely.union_all([out, *added])
+    out = polygonal(out)
+    parts = shapely.get_parts(out)
+    if len(parts) > 1:
+        keep = polygon_width(parts) > dust
+        if not keep.all():
+            out = shapely.union_all(parts[keep]) if keep.any() else shapely.Polygon()
+    return out
+
+
+def repair_level(
+    geoms: np.ndarray,
+    parent_of: np.ndarray,
+    mothers: np.ndarray,
+    coverage: Coverage,
+    tol: Tolerances,
+    *,
+    codes: np.ndarray,
+    rule: str = "longest_border",
+    fill: str = "auto",
+    votes: np.ndarray | None = None,
+    homes: np.ndarray | None = None,
+) -> tuple[list[Change], np.ndarray]:
+    """The changes that repair one level against its repaired parents.
+
+    Parameters
+    ----------
+    geoms:
+        The level's polygons, metric; ``make_valid`` already applied.
+    parent_of:
+        Each polygon's parent position in ``mothers`` (-1: none: left alone).
+    mothers:
+        The parent level's repaired metric polygons; ``None`` for the root.
+    coverage:
+        The level's :class:`~gridgeo.config.Coverage` rule.
+    codes:
+        The level's codes (after code repairs), for ``lowest_code``.
+    rule, fill:
+        See :data:`RULES` and :data:`FILLS`.
+    votes, homes:
+        Household points (metric) and the code each is registered to at this
+        level, for ``rule="households"``.
+
+    Returns
+    -------
+    (changes, geoms):
+        The changes, and the polygons with every change applied.
+    """
+    changes: list[Change] = []
+    current = geoms.copy()
+    if mothers is None or coverage is Coverage.ROOT:
+        return changes, current
+    has = parent_of >= 0
+    changes += _cut(current, parent_of, mothers, has, tol)
+    current = _applied(geoms, changes, tol)
+    changes += _give(current, has, codes, tol, rule, votes, homes)
+    current = _applied(geoms, changes, tol)
+    changes += _fill(current, parent_of, mothers, has, coverage, tol, fill)
+    # Refuse what would leave a polygon empty or newly in pieces, then recompose.
+    final = _applied(geoms, changes, tol)
+    for i in _broken(geoms, final, changes, tol):
+        _refuse_greedily(i, geoms[i], changes, tol)
+    final = _applied(geoms, changes, tol)
+    for i in _broken(geoms, final, changes, tol):  # what the fills alone break
+        for c in changes:
+            if not c.refused and (c.source == i or c.target == i):
+                c.refused = "would split the polygon into pieces"
+    return changes, _applied(geoms, changes, tol)
+
+
+def _broken(geoms, final, changes, tol) -> list[int]:
+    """Polygons the changes leave empty or in more pieces than they had."""
+    touched = {c.source for c in changes if not c.refused} | {
+        c.target for c in changes if not c.refused and c.action == "fill"
+    }
+    return [
+        i
+        for i in sorted(touched - {-1})
+        if shapely.is_empty(final[i])
+        or real_parts(final[i], tol.dust) > max(real_parts(geoms[i], tol.dust), 1)
+    ]
+
+
+def _refuse_greedily(i: int, geom, changes: list[Change], tol: Tolerances) -> None:
+    """Cut the pieces polygon ``i`` loses one at a time, smallest first, refusing each
+    one that would leave it empty or in more pieces than it had."""
+    allowed = max(real_parts(geom, tol.dust), 1)
+    mine = [c for c in changes if not c.refused and c.source == i and c.action in ("cut", "give")]
+    current = geom
+    for c in sorted(mine, key=lambda c: c.area):
+        trial = polygonal(shapely.difference(current, c.piece))
+        if shapely.is_empty(trial):
+            c.refused = "would leave the polygon empty"
+        elif real_parts(trial, tol.dust) > allowed:
+            c.refused = "would split the polygon into pieces"
+        else:
+            current = trial
+
+
+def _applied(geoms: np.ndarray, changes: list[Change], tol: Tolerances) -> np.ndarray:
+    """``geoms`` with every change not refused applied (:func:`compose`)."""
+    out = geoms.copy()
+    removed: dict[int, list] = {}
+    added: dict[int, list] = {}
+    for c in changes:
+        if c.refused:
+            continue
+        if c.action in ("cut", "give"):
+            removed.setdefault(c.source, []).append(c.piece)
+        elif c.action == "fill":
+            added.setdefault(c.target, []).append(c.piece)
+    for i in set(removed) | set(added):
+        out[i] = compose(geoms[i], removed.get(i, []), added.get(i, []), tol.dust)
+    return out
+
+
+# -- the steps --------------------------------------------------------------------
+def _pieces(geoms: np.ndarray, dust: float):
+    """Polygonal parts of each geometry wider than ``dust``: (pieces, owner, width)."""
+    geoms = np.array([polygonal(g) for g in geoms], dtype=object)
+    pieces, owner = shapely.get_parts(geoms, return_index=True)
+    pieces = _without_dust_holes(pieces, dust)
+    width = polygon_width(pieces)
+    keep = width > dust
+    return pieces[keep], owner[keep], width[keep]
+
+
+def _without_dust_holes(polygons: np.ndarray, dust: float) -> np.ndarray:
+    """``polygons`` with holes of less than ``dust²`` area filled.
+
+    An overlay leaves float dust holes (nm² in a 10,000 m² piece); they are
+    no gap, and a width measured around one comes out as dust.
+    """
+    rings, owner = shapely.get_rings(polygons, return_index=True)
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    tiny = ~first & (shapely.area(shapely.polygons(rings)) < dust**2)
+    if not tiny.any():
+        return polygons
+    out = polygons.copy()
+    for i in np.unique(owner[tiny]):  # the few pieces that have any
+        mine = np.flatnonzero((owner == i) & ~tiny)
+        out[i] = shapely.Polygon(rings[mine[0]], rings[mine[1:]].tolist())
+    return out
+
+
+def _cut(geoms, parent_of, mothers, has, tol) -> list[Change]:
+    """Pieces of children outside their parent."""
+    idx = np.flatnonzero(has)
+    shapely.prepare(mothers)
+    inside = shapely.covered_by(geoms[idx], mothers[parent_of[idx]])
+    idx = idx[~inside]
+    if not len(idx):
+        return []
+    pieces, owner, width = _pieces(
+        shapely.difference(geoms[idx], mothers[parent_of[idx]]), tol.dust
+    )
+    # Where the piece lies: it is usually some other child's, which keeps it.
+    holder = np.full(len(pieces), -1)
+    if len(pieces):
+        hit, who = shapely.STRtree(geoms).query(pieces, predicate="intersects")
+        share = shapely.area(shapely.intersection(pieces[hit], geoms[who]))
+        for k, w, s in zip(hit, who, share, strict=True):
+            if w != idx[owner[k]] and s > 0.5 * shapely.area(pieces[k]):
+                holder[k] = w
+    return [
+        Change("outside_parent", "cut", "clip_to_parent", int(idx[o]), int(h), p, float(w),
+               float(shapely.area(p)))
+        for p, o, w, h in zip(pieces, owner, width, holder, strict=True)
+    ]  # fmt: skip
+
+
+def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
+    """Overlap pieces: one child keeps each, chosen by ``rule``, the other loses it."""
+    usable = has & ~shapely.is_empty(geoms)
+    idx = np.flatnonzero(usable)
+    if len(idx) < 2:
+        return []
+    # GEOS coverage validation flags every polygon whose edges do not match its
+    # neighbours'; only pairs of flagged polygons can overlap.
+    edges = shapely.coverage_invalid_edges(geoms[idx])
+    flagged = idx[~shapely.is_empty(edges) & ~shapely.is_missing(edges)]
+    if len(flagged) < 2:
+        return []
+    left, right = shapely.STRtree(geoms[flagged]).query(geoms[flagged], predicate="intersects")
+    keep = left < right
+    a, b = flagged[left[keep]], flagged[right[keep]]
+    pieces, pair, width = _pieces(shapely.intersection(geoms[a], geoms[b]), tol.dust)
+    if not len(pieces):
+        return []
+    a, b = a[pair], b[pair]
+    winner_is_a, used = _winner(pieces, a, b, geoms, codes, rule, votes, homes)
+    out = []
+    for k, piece in enumerate(pieces):
+        keeper, loser = (a[k], b[k]) if winner_is_a[k] else (b[k], a[k])
+        # A loser left empty or in pieces gives way to the other polygon instead.
+        if not _keeps_shape(geoms[loser], piece, tol):
+            keeper, loser = loser, keeper
+        kind = "sliver" if width[k] < tol.sliver else "overlap"
+        out.append(Change(kind, "give", used[k], int(loser), int(keeper), piece, float(width[k]),
+                          float(shapely.area(piece))))  # fmt: skip
+    return out
+
+
+def _keeps_shape(geom, piece, tol) -> bool:
+    rest = shapely.difference(geom, piece)
+    return not shapely.is_empty(rest) and real_parts(rest, tol.dust) <= max(
+        real_parts(geom, tol.dust), 1
+    )
+
+
+def _contact(pieces: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Length of border each piece shares with the matching other polygon."""
+    grown = shapely.buffer(pieces, _EPS, quad_segs=2)
+    return shapely.area(shapely.intersection(grown, others)) / _EPS
+
+
+def _winner(pieces, a, b, geoms, codes, rule, votes, homes):
+    """Per overlap piece: does ``a`` keep it? And the rule that decided."""
+    used = np.full(len(pieces), rule, dtype=object)
+    if rule == "largest_area":
+        return shapely.area(geoms[a]) >= shapely.area(geoms[b]), used
+    if rule == "lowest_code":
+        return codes[a].astype(str) <= codes[b].astype(str), used
+    rest_a = shapely.difference(geoms[a], pieces)
+    rest_b = shapely.difference(geoms[b], pieces)
+    border = _contact(pieces, rest_a) >= _contact(pieces, rest_b)
+    if rule != "households":
+        return border, used
+    used[:] = "longest_border"  # where no household settles it
+    if homes is None or not len(homes):
+        return border, used
+    hit, who = shapely.STRtree(pieces).query(homes, predicate="within")
+    out = border.copy()
+    for k in np.unique(who):
+        registered = votes[hit[who == k]]
+        n_a = int((registered == codes[a[k]]).sum())
+        n_b = int((registered == codes[b[k]]).sum())
+        if n_a != n_b:
+            out[k] = n_a > n_b
+            used[k] = "households"
+    return out, used
+
+
+def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
+    """Parent area no child covers, given to the children along it."""
+    order = np.flatnonzero(has)
+    order = order[np.argsort(parent_of[order], kind="stable")]
+    keys, starts = np.unique(parent_of[order], return_index=True)
+    groups = dict(zip(keys.tolist(), np.split(order, starts[1:]) if len(keys) else [], strict=True))
+    wanted = range(len(mothers)) if coverage is Coverage.FULL else keys.tolist()
+    area = shapely.area(geoms)
+    todo, unions = [], []
+    for k in wanted:
+        members = groups.get(k, np.empty(0, dtype=int))
+        if not len(members):
+            continue  # nothing to give a parent with no child at all
+        # Children inside their parent (cut above) that add up to it leave no gap.
+        if abs(area[members].sum() - shapely.area(mothers[k])) < tol.dust**2:
+            continue
+        todo.append(k)
+        unions.append(_union(geoms[members]))
+    if not todo:
+        return []
+    pieces, owner, width = _pieces(
+        shapely.difference(mothers[np.array(todo)], np.array(unions, dtype=object)), tol.dust
+    )
+    if not len(pieces):
+        return []
+    parent = np.array(todo)[owner]
+    # The children along each piece, and how long a border each shares with it.
+    grown = shapely.buffer(pieces, _EPS, quad_segs=2)
+    pi, ci = shapely.STRtree(geoms).query(grown, predicate="intersects")
+    mine = has[ci] & (parent_of[ci] == parent[pi])
+    pi, ci = pi[mine], ci[mine]
+    contact = shapely.area(shapely.intersection(grown[pi], geoms[ci])) / _EPS
+    near = contact > _EPS
+    pi, ci, contact = pi[near], ci[near], contact[near]
+    out = []
+    for k, piece in enumerate(pieces):
+        along = pi == k
+        kids, length = ci[along], contact[along]
+        if not len(kids):
+            continue  # an enclave no child touches: nobody to give it to
+        kind = "sliver" if width[k] < tol.sliver else "gap"
+        split = len(kids) > 1 and (fill == "split" or (fill == "auto" and kind == "gap"))
+        params = {"neighbours": len(kids)}
+        if not split:
+            best = int(kids[np.argmax(length)])
+            out.append(Change(kind, "fill", "longest_border", -1, best, piece, float(width[k]),
+                              float(shapely.area(piece)), params))  # fmt: skip
+            continue
+        for who, part in _split(piece, kids, length, geoms, tol):
+            out.append(Change(kind, "fill", "split", -1, int(who), part, float(width[k]),
+                              float(shapely.area(part)), params))  # fmt: skip
+    return out
+
+
+def _union(geoms: np.ndarray):
+    """Union of children: as a coverage (fast) when their edges match, else the overlay."""
+    if len(geoms) > 1:
+        edges = shapely.coverage_invalid_edges(geoms)
+        if (shapely.is_empty(edges) | shapely.is_missing(edges)).all():
+            return shapely.coverage_union_all(geoms)
+    return shapely.union_all(geoms)
+
+
+def _split(piece, kids, length, geoms, tol) -> list[tuple[int, shapely.Geometry]]:
+    """``piece`` split among ``kids`` along it: each place goes to the nearest child.
+
+    Points along the piece's rim are labelled by the child they touch; the
+    Voronoi cells of the points, merged per child, cut the piece (what
+    ``maup.smart_repair`` does with its own construction). A part that ends up
+    touching nobody's polygon goes to the longest border instead.
+    """
+    width = max(polygon_width(np.array([piece]))[0], tol.dust)
+    step = float(np.clip(width / 20, 0.25, 5.0))
+    # Only the children's parts near the piece matter: a rectangle clip is linear,
+    # and distances to a county's few nearby vertices are cheap.
+    x0, y0, x1, y1 = shapely.bounds(piece)
+    pad = 2 * step + 1.0
+    near = [shapely.clip_by_rect(geoms[c], x0 - pad, y0 - pad, x1 + pad, y1 + pad) for c in kids]
+    outline = shapely.boundary(piece)
+    rim = shapely.segmentize(outline, step)
+    xy = shapely.get_coordinates(rim)
+    # Where the rim passes from one child to the next, two sites a hair either side
+    # put the dividing line through that very point, not somewhere within a step of it.
+    corners = shapely.points(shapely.get_coordinates(outline))
+    touching = np.stack([shapely.distance(corners, g) <= _EPS for g in near]).sum(axis=0) > 1
+    if touching.any():
+        rings = shapely.get_parts(outline)
+        ring_of = [int(np.argmin(shapely.distance(rings, c))) for c in corners[touching]]
+        at = shapely.line_locate_point(rings[ring_of], corners[touching])
+        both = np.r_[at - 0.01, at + 0.01] % np.tile(shapely.length(rings[ring_of]), 2)
+        extra = shapely.line_interpolate_point(np.tile(rings[ring_of], 2), both)
+        xy = np.vstack([xy, shapely.get_coordinates(extra)])
+    xy = np.unique(xy, axis=0)  # Voronoi refuses repeated sites
+    points = shapely.points(xy)
+    dist = np.stack([shapely.distance(points, g) for g in near])
+    label = np.argmin(dist, axis=0)
+    on = dist.min(axis=0) <= _EPS
+    fallback = int(kids[np.argmax(length)])
+    if len(set(label[on].tolist())) < 2:
+        return [(fallback, piece)]
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(points[on]), extend_to=piece, ordered=True)
+    )
+    owner = label[on]
+    final: dict[int, list] = {}
+    for j in np.unique(owner):
+        share = polygonal(shapely.intersection(piece, shapely.union_all(cells[owner == j])))
+        frags = shapely.get_parts(share)
+        grown = shapely.buffer(frags, _EPS, quad_segs=1)
+        touches = shapely.area(shapely.intersection(grown, near[j])) > _EPS * _EPS
+        for frag, ok in zip(frags, touches, strict=True):
+            # Give every fragment to a child it touches; the longest border takes the rest.
+            final.setdefault(int(kids[j]) if ok else fallback, []).append(frag)
+    out: list[tuple[int, shapely.Geometry]] = []
+    for who, frags in final.items():
+        merged = polygonal(shapely.union_all(frags))
+        if not shapely.is_empty(merged):
+            out.append((who, merged))
+    return out
