@@ -183,3 +183,12 @@ def test_thin_holed_pieces_are_still_checked_for_dust():
     assert got[0] <= 0.01 and got[1] <= 0.01
     brute = brute_force(holey)
     assert brute[0] - allowed(brute[1]) <= got[2] <= brute[1] + allowed(brute[1])
+
+
+def test_a_float_dust_hole_does_not_make_a_wide_piece_dust():
+    """An overlay's nm² hole in a 100 m square: the square is still ~100 m wide."""
+    ring = [(0, 0), (100, 0), (100, 100), (0, 100)]
+    speck = [(37.0, 41.0), (37.00001, 41.0), (37.00001, 41.00003)]
+    holed = shapely.Polygon(ring, [speck])
+    width = polygon_width(np.array([holed]))[0]
+    assert 99 <= width <= 101

@@ -35,7 +35,7 @@ import shapely
 
 from gridgeo.check.steps import interiors, polygonal
 from gridgeo.config import Coverage, Tolerances
-from gridgeo.defects import polygon_width
+from gridgeo.defects import polygon_width, without_dust_holes
 
 __all__ = ["FILLS", "RULES", "Change", "compose", "make_valid", "real_parts", "repair_level"]
 
@@ -222,28 +222,10 @@ def _pieces(geoms: np.ndarray, dust: float):
     """Polygonal parts of each geometry wider than ``dust``: (pieces, owner, width)."""
     geoms = np.array([polygonal(g) for g in geoms], dtype=object)
     pieces, owner = shapely.get_parts(geoms, return_index=True)
-    pieces = _without_dust_holes(pieces, dust)
+    pieces = without_dust_holes(pieces, dust)
     width = polygon_width(pieces)
     keep = width > dust
     return pieces[keep], owner[keep], width[keep]
-
-
-def _without_dust_holes(polygons: np.ndarray, dust: float) -> np.ndarray:
-    """``polygons`` with holes of less than ``dust²`` area filled.
-
-    An overlay leaves float dust holes (nm² in a 10,000 m² piece); they are
-    no gap, and a width measured around one comes out as dust.
-    """
-    rings, owner = shapely.get_rings(polygons, return_index=True)
-    first = np.r_[True, owner[1:] != owner[:-1]]
-    tiny = ~first & (shapely.area(shapely.polygons(rings)) < dust**2)
-    if not tiny.any():
-        return polygons
-    out = polygons.copy()
-    for i in np.unique(owner[tiny]):  # the few pieces that have any
-        mine = np.flatnonzero((owner == i) & ~tiny)
-        out[i] = shapely.Polygon(rings[mine[0]], rings[mine[1:]].tolist())
-    return out
 
 
 def _cut(geoms, parent_of, mothers, has, tol) -> list[Change]:
