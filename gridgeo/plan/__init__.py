@@ -16,6 +16,7 @@ keeps immutable versions in a GeoPackage or a PostGIS database;
 """
 
 from gridgeo.plan.compare import Comparison, compare
+from gridgeo.plan.editor import PlanEditor, edit
 from gridgeo.plan.exchange import export_plan, import_plan
 from gridgeo.plan.metrics import grid_metrics, plan_metrics
 from gridgeo.plan.model import Plan, Step
@@ -29,6 +30,7 @@ __all__ = [
     "UNIT_LAYER",
     "Comparison",
     "Plan",
+    "PlanEditor",
     "PlanRecord",
     "PlanStore",
     "RebalanceReport",
@@ -36,6 +38,7 @@ __all__ = [
     "apportion_workers",
     "compare",
     "derive_units",
+    "edit",
     "export_plan",
     "grid_metrics",
     "grow",

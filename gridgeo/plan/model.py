@@ -1342,7 +1342,12 @@ class Plan:
         )
         if table.empty:
             return []
-        totals = self._totals(self.workload).reindex(table.index, fill_value=0)
+        # sum over the units of these grids only: an edit checks two or three grids
+        hit = _isin(self.workload, table.index)
+        frame = pd.DataFrame(
+            {"households": self._units.households[hit], "residents": self._units.residents[hit]}
+        )
+        totals = frame.groupby(self.workload[hit]).sum().reindex(table.index, fill_value=0)
         out = []
         for norm in self.config.norms:
             hit = norm.applies(table)
