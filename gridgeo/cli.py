@@ -1232,6 +1232,22 @@ def _rebalance_input(args: argparse.Namespace):
     return Plan.from_system(system, units), inputs
 
 
+def _compactness_option(value: str) -> float | None:
+    raw = value.strip().lower()
+    if raw == "none":
+        return None
+    try:
+        share = float(raw)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share < 1:
+        raise GridgeoError(
+            f"--max-compactness-loss {value!r}: give a share from 0 to below 1, such as 0.1 "
+            "(the median Polsby-Popper of the grids touched may fall 10 %), or none."
+        )
+    return share
+
+
 def _cmd_rebalance(args: argparse.Namespace, ui: _Ui) -> int:
     from gridgeo.plan import export_plan
     from gridgeo.plan.rebalance import rebalance
@@ -1260,6 +1276,7 @@ def _cmd_rebalance(args: argparse.Namespace, ui: _Ui) -> int:
             keep_villages=not args.split_villages,
             seed=args.seed,
             resize=args.resize,
+            max_compactness_loss=_compactness_option(args.max_compactness_loss),
         )
     if out is not None:
         export_plan(new, _prepare(out))
@@ -1574,7 +1591,8 @@ def build_parser() -> argparse.ArgumentParser:
         "300-500; rural and dedicated grids follow their own norms). Grids stay\n"
         "contiguous, inside their town and micro-grids inside their grid; locked grids\n"
         "are untouched. Prints the report; exits 1 when a grid could not be brought\n"
-        "inside its window (the report says which and why), 2 on bad input.\n"
+        "inside its window or the median compactness of the grids touched fell more\n"
+        "than --max-compactness-loss (the report says which and why), 2 on bad input.\n"
         "DATA is a grid system with a units layer, or STORE@VERSION of a plan store.",
         "  gridgeo plan export plans.gpkg v2 -o v2.gpkg\n"
         "  gridgeo rebalance v2.gpkg --town 150823100 -o rebalanced.gpkg\n"
@@ -1597,6 +1615,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--resize", action="store_true", help="apply the splits and merges the report proposes"
+    )
+    p.add_argument(
+        "--max-compactness-loss",
+        default="0.1",
+        help="how much the median Polsby-Popper of the grids touched may fall "
+        "(default 0.1); none accepts any shapes",
     )
     p.add_argument("--seed", type=int, default=0, help="breaks ties (default 0)")
     p.add_argument("-o", "--out", help="the .gpkg file to write the rebalanced plan to")

@@ -7,6 +7,7 @@ into random units of a refined town and checks every hard constraint.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -194,13 +195,25 @@ def test_bounds_met_with_the_known_fewest_moves():
 def test_rebalance_meets_the_window_and_keeps_every_rule(town):
     grown = grow(town, town.units.query("grid_code == '150823100001'")["unit_id"], 150)
     new, report = rebalance(grown, households=(340, 460))
-    assert report.ok, report.problems
     g = new.grids.set_index("code")["households"]
     assert g.between(340, 460).all()
     _assert_rules(grown, new)
     assert new.history["op"].tolist()[-1] == "rebalance"
     assert report.summary["households_moved"] == compare(grown, new).summary["households_moved"]
     assert report.summary["share_moved"] < 0.1
+    # grids of 4 × 4 square units: one unit more or less costs a grid 10–15 % of its
+    # Polsby-Popper, and these windows leave no way back within 10 %: the report says so
+    s = report.summary
+    assert s["polsby_popper_after"] < 0.9 * s["polsby_popper_before"]
+    assert not report.ok and report.problems["rule"].tolist() == ["compactness"]
+    assert "max_compactness_loss=" in report.problems["reason"].iloc[0]
+    assert "compactness" in str(report)
+    # accepted without the bound: no extra households moved for shape
+    free, loose = rebalance(grown, households=(340, 460), max_compactness_loss=None)
+    assert loose.ok, loose.problems
+    assert loose.summary["households_moved"] <= s["households_moved"]
+    assert loose.summary["polsby_popper_after"] <= s["polsby_popper_after"]
+    _assert_rules(grown, free)
 
 
 def test_nothing_to_do_returns_the_plan(town):
@@ -233,7 +246,13 @@ def test_too_few_grids_get_a_split_proposal_and_resize_applies_it(town):
     _, report = rebalance(grown, households=(300, 500))
     assert not report.ok and (report.proposals["action"] == "split").any()
     assert "count" in set(report.problems["rule"])
-    resized, report = rebalance(grown, households=(300, 500), resize=True)
+    # a split halves a square grid: its Polsby-Popper against the whole it was falls by far
+    # more than 10 %, and the report says so
+    _, strict = rebalance(grown, households=(300, 500), resize=True)
+    assert set(strict.problems["rule"]) == {"compactness"}
+    resized, report = rebalance(
+        grown, households=(300, 500), resize=True, max_compactness_loss=None
+    )
     assert report.ok, report.problems
     assert len(resized.grid_table) > len(town.grid_table)
     assert resized.grids["households"].between(300, 500).all()
@@ -259,7 +278,10 @@ def test_keep_villages(lattice):
     grown = grow(lattice, lattice.units.query("grid_code == '150823100004'")["unit_id"], 60)
     _, kept = rebalance(grown, towns=TOWN, households=(250, 320))
     assert kept.moves.empty and not kept.ok
-    new, free = rebalance(grown, towns=TOWN, households=(250, 320), keep_villages=False)
+    # grids of 3 × 3 units: any unit that leaves costs more than 10 % Polsby-Popper
+    new, free = rebalance(
+        grown, towns=TOWN, households=(250, 320), keep_villages=False, max_compactness_loss=None
+    )
     assert free.ok and plan_metrics(new)["villages_split"] > 0
 
 
@@ -268,6 +290,8 @@ def test_bad_arguments(town):
         rebalance(town, towns="999999999")
     with pytest.raises(PlanError, match="locked="):
         rebalance(town, locked=["nope"])
+    with pytest.raises(PlanError, match="max_compactness_loss="):
+        rebalance(town, max_compactness_loss=1.5)
 
 
 @settings(
@@ -280,13 +304,25 @@ def test_bad_arguments(town):
     width=st.integers(20, 250),
     lock=st.sampled_from([None, "001", "005", "009"]),
     seed=st.integers(0, 3),
+    loss=st.sampled_from([0.1, 0.3, None]),
 )
-def test_rules_always_hold(town, cells, extra, low, width, lock, seed):
+def test_rules_always_hold(town, cells, extra, low, width, lock, seed, loss):
     ids = town._units.ids[sorted(set(cells))]
     grown = grow(town, ids, extra, seed=seed)
     locked = [] if lock is None else [TOWN + lock]
-    new, report = rebalance(grown, households=(low, low + width), locked=locked, seed=seed)
+    new, report = rebalance(
+        grown,
+        households=(low, low + width),
+        locked=locked,
+        seed=seed,
+        max_compactness_loss=loss,
+    )
     _assert_rules(grown, new, locked)
+    # the compactness rule holds, or the report flags it (never with no bound)
+    s, rules = report.summary, set(report.problems["rule"])
+    worse = s["polsby_popper_after"] < (1 - (loss or 0.1)) * s["polsby_popper_before"]
+    assert ("compactness" in rules) == (worse and loss is not None)
+    assert s["compactness_ok"] == (not worse)
     h = new.grids.set_index("code")["households"]
     outside = h[(h < low) | (h > low + width)].index
     # never silently outside: every grid outside its window is in the report with a reason
@@ -329,6 +365,20 @@ def test_cli_bad_input_exits_two(lattice_file, tmp_path, capsys):
     assert main(["rebalance", str(tmp_path / "missing.gpkg")]) == 2
     out = tmp_path / "x.shp"
     assert main(["rebalance", str(lattice_file), "-o", str(out)]) == 2
+    capsys.readouterr()
+    assert main(["rebalance", str(lattice_file), "--max-compactness-loss", "lots"]) == 2
+    assert "--max-compactness-loss 'lots'" in capsys.readouterr().err
+
+
+def test_cli_compactness_bound_reaches_rebalance(lattice_file, capsys):
+    argv = ["rebalance", str(lattice_file), "--town", TOWN, "--households", "250:320"]
+    strict = main([*argv, "--max-compactness-loss", "0.01", "--format", "json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["summary"]["max_compactness_loss"] == 0.01
+    assert strict == (0 if payload["ok"] else 1)
+    loose = main([*argv, "--max-compactness-loss", "none", "--format", "json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert loose == 0 and payload["summary"]["max_compactness_loss"] is None
 
 
 def test_cli_reads_a_store_version(lattice, tmp_path, capsys):
@@ -340,10 +390,15 @@ def test_cli_reads_a_store_version(lattice, tmp_path, capsys):
 
 
 # -- the demo ------------------------------------------------------------------------------------
-def test_demo_wulashan_keeps_its_shapes():
+@pytest.fixture(scope="module")
+def demo() -> Plan:
     from gridgeo import load_demo
 
-    plan = Plan.from_system(load_demo(units=True))
+    return Plan.from_system(load_demo(units=True))
+
+
+def test_demo_wulashan_keeps_its_shapes(demo):
+    plan = demo
     new, report = rebalance(plan, towns=TOWN)
     s = report.summary
     assert report.ok and s["outside_before"] > 0 and s["outside_after"] == 0
@@ -355,3 +410,26 @@ def test_demo_wulashan_keeps_its_shapes():
         new.workload[np.isin(plan.workload, untouched)]
         == plan.workload[np.isin(plan.workload, untouched)]
     ).all()
+
+
+def test_demo_growth_keeps_the_median_compactness_within_ten_percent(demo):
+    # 600 new households in grid 030: the transfers alone leave the 19 grids they touch at
+    # 0.448 → 0.363 (−19 %); the compactness pass brings them back within 10 %
+    site = demo.units.query("grid_code == '150823100030'")["unit_id"]
+    grown = grow(demo, where=site, households=600)
+    new, report = rebalance(grown, towns=[TOWN], households=(300, 500))
+    s = report.summary
+    assert report.ok, report.problems
+    assert s["outside_after"] == 0 and s["compactness_ok"]
+    assert s["polsby_popper_after"] >= 0.9 * s["polsby_popper_before"]
+    # measured on the real grid polygons, the same grids before and after
+    touched = report.grids.dropna(subset=["polsby_popper_before"])
+    assert len(touched) == s["touched"]
+    shapes = grid_metrics(new, TOWN)["polsby_popper"]
+    assert np.allclose(touched["polsby_popper_after"], shapes[touched["code"]].to_numpy())
+    _assert_rules(grown, new)
+    # without the bound the fewest households move and the shapes are left as they fall
+    _, loose = rebalance(grown, towns=[TOWN], households=(300, 500), max_compactness_loss=None)
+    assert loose.ok and not loose.summary["compactness_ok"]
+    assert loose.summary["households_moved"] <= s["households_moved"]
+    assert s["households_moved"] <= 1.1 * loose.summary["households_moved"]
