@@ -52,9 +52,9 @@ def assert_guarantees(system: GridSystem, proposal, fixed: GridSystem) -> None:
         for r in mine.itertuples():
             if r.action == "make_valid":
                 expected[codes_after == r.to_code] += r.area_m2
-            elif r.action in ("cut", "give"):
+            if r.action in ("cut", "give", "move"):
                 expected[codes_after == r.from_code] -= r.area_m2
-            elif r.action == "fill":
+            if r.action in ("fill", "move"):
                 expected[codes_after == r.to_code] += r.area_m2
         valid = shapely.is_valid(system[level].geometry.to_numpy())
         np.testing.assert_allclose((after - before)[valid], expected[valid], atol=1.0)
@@ -279,6 +279,35 @@ def test_a_change_that_would_split_a_polygon_is_refused():
     give = audit[audit["action"] == "give"]
     assert give["from_code"].tolist() == ["150823100002"]
     assert (audit["status"] == "refused").sum() == 0 or (audit["reason"] != "").all()
+
+
+def test_an_overlap_that_would_split_either_side_takes_the_cut_off_part_along():
+    system = lattice([0, 200, 400, 600], rows=1)
+    grids = system["grid"].copy()
+    geoms = grids.geometry.to_numpy().copy()
+    x, y = X0, Y0
+    # grid 2 reaches into grid 1 with a bar that cuts it in two, and only through
+    # that bar joins a strip under grid 1: losing the bar splits either one
+    geoms[0] = box(x, y + 20, x + 200, y + 200)
+    geoms[1] = shapely.union_all([
+        box(x + 200, y + 20, x + 400, y + 200), box(x, y, x + 150, y + 20),
+        box(x + 150, y, x + 170, y + 200), box(x + 170, y + 180, x + 200, y + 200),
+    ])  # fmt: skip
+    dirty = system.replace(grid=grids.set_geometry(gpd.GeoSeries(geoms, crs=4545)))
+    proposal = propose_repair(dirty)
+    audit = proposal.audit
+    assert (audit["status"] == "proposed").all()
+    move = audit[audit["action"] == "move"]
+    assert move[["kind", "rule"]].values.tolist() == [["overlap", "cut_off"]]
+    give = audit[(audit["action"] == "give") & (audit["from_code"] == move["from_code"].iloc[0])]
+    assert str(move.index[0]) in give["depends_on"].iloc[0].split(",")
+    fixed = apply(proposal, "all")
+    assert_guarantees(dirty, proposal, fixed)
+    after = check_system(fixed, dual=False).defects
+    assert not (after["kind"] == "multipart").any()
+    # the give alone is never applied: it needs the move
+    alone = apply(proposal, [int(give.index[0])])
+    assert alone["grid"] is dirty["grid"]
 
 
 def test_bad_options_are_named_errors(dirty, proposal):

@@ -7,10 +7,16 @@ repaired) polygons of the level above:
    filled back, as :func:`gridgeo.check` treats them);
 2. ``cut``: the pieces of a child outside its parent;
 3. ``give``: each overlap piece between two children is kept by one of them,
-   chosen by a rule, and cut from the other;
+   chosen by a rule, and cut from the other; when losing it would split either
+   one, the rule's loser first hands the keeper what the piece cuts off from
+   the rest of it (``move``), so nobody ends in pieces;
 4. ``fill``: each piece of a parent no child covers (inside, or open to the
    parent's edge: an inlet) goes to the children along it — the longest
-   border, or split among them along the gap.
+   border, or split among them along the gap (:func:`_split`).
+
+Only the widths the audit reports are measured
+(:func:`~gridgeo.defects.polygon_width`, a dozen erosions each); "is this part
+more than dust?" is one test (:func:`wider_than`), most often no erosion at all.
 
 Why by hand and not ``shapely.coverage_clean``: GEOS settles overlaps and
 narrow interior gaps the same way (longest border, largest area, lowest
@@ -37,7 +43,18 @@ from gridgeo.check.steps import interiors, polygonal
 from gridgeo.config import Coverage, Tolerances
 from gridgeo.defects import polygon_width, without_dust_holes
 
-__all__ = ["FILLS", "RULES", "Change", "compose", "make_valid", "real_parts", "repair_level"]
+__all__ = [
+    "FILLS",
+    "GAINS",
+    "LOSES",
+    "RULES",
+    "Change",
+    "compose",
+    "make_valid",
+    "real_parts",
+    "repair_level",
+    "wider_than",
+]
 
 RULES = ("longest_border", "largest_area", "lowest_code", "households")
 """Who keeps an overlap piece: the polygon sharing the longest border with it
@@ -49,7 +66,14 @@ FILLS = ("auto", "split", "longest_border")
 to the nearest), whole to the ``longest_border`` one, or ``auto``: slivers
 whole to the longest border, wider gaps split."""
 
+LOSES = ("cut", "give", "move")
+"""Actions that take a piece from ``source``."""
+GAINS = ("fill", "move")
+"""Actions that add a piece to ``target``."""
+
 _EPS = 0.05  # metres: contact length is measured as area within this of a piece
+_SITES = 2000  # at most this many Voronoi sites along a gap's rim (see _split)
+_NEAR = 0.01  # a remnant of erosion is true when a vertex lies within 1 % of the depth asked
 
 
 @dataclass
@@ -59,7 +83,10 @@ class Change:
     ``source`` and ``target`` are positions in the level (-1: no polygon).
     ``action``: ``make_valid`` (``area`` is the signed area change), ``cut``
     (``source`` loses a piece outside its parent), ``give`` (``source`` loses an
-    overlap piece ``target`` keeps), ``fill`` (``target`` gains an uncovered piece).
+    overlap piece ``target`` keeps), ``fill`` (``target`` gains an uncovered
+    piece), ``move`` (``source`` loses a piece of its own to ``target``: what an
+    overlap piece would cut off from the rest of it). ``needs``: changes of the
+    same level that must be applied first.
     """
 
     kind: str
@@ -72,6 +99,7 @@ class Change:
     area: float
     params: dict = field(default_factory=dict)
     refused: str = ""
+    needs: tuple[Change, ...] = ()
 
 
 def make_valid(geom: shapely.Geometry, dust: float) -> shapely.Geometry:
@@ -82,9 +110,47 @@ def make_valid(geom: shapely.Geometry, dust: float) -> shapely.Geometry:
     """
     fixed = polygonal(shapely.make_valid(geom))
     opened = shapely.difference(interiors(fixed), interiors(geom))
-    if not shapely.is_empty(opened) and polygon_width(np.array([opened]))[0] > dust:
+    if not shapely.is_empty(opened) and wider_than(np.array([opened]), dust)[0]:
         fixed = shapely.union(fixed, opened)
     return fixed
+
+
+def wider_than(geoms: np.ndarray, width: float) -> np.ndarray:
+    """Does a circle ``width`` across fit in each polygon? One erosion at most, never a measure.
+
+    Where only "narrower than ``width``?" matters (dust, a tolerance), the exact
+    width (:func:`~gridgeo.defects.polygon_width`, a dozen erosions of the
+    whole polygon) is wasted work: a polygon without holes is at least
+    ``2 area / perimeter`` wide (Sz.-Nagy), which settles nearly every one at
+    once; the rest are eroded by ``width / 2`` once. As in
+    :func:`~gridgeo.defects.polygon_width`, a remnant counts only where one of
+    its vertices lies inside, about ``width / 2`` from the rim (GEOS can leave an
+    inverted copy of a convex part eroded past its inradius).
+
+    >>> wider_than(np.array([shapely.box(0, 0, 10, 2), shapely.box(0, 0, 10, 0.5)]), 1.0).tolist()
+    [True, False]
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.zeros(len(geoms), dtype=bool)
+    poly = np.isin(shapely.get_type_id(geoms), (3, 6)) & ~shapely.is_empty(geoms)
+    target = without_dust_holes(geoms[poly], width)
+    strip = 2 * shapely.area(target) / np.maximum(shapely.length(target), 1e-300)
+    plain = (shapely.get_type_id(target) == 3) & (shapely.get_num_interior_rings(target) == 0)
+    sure = plain & (strip > width)
+    doubt = np.flatnonzero(~sure)
+    found = sure.copy()
+    if len(doubt):
+        g = target[doubt]
+        rims = shapely.boundary(g)
+        eroded = shapely.buffer(g, -width / 2, quad_segs=16)
+        parts, owner = shapely.get_parts(eroded, return_index=True)
+        corner = shapely.get_point(shapely.get_exterior_ring(parts), 0)
+        real = shapely.contains(g[owner], corner) & (
+            2 * shapely.distance(corner, rims[owner]) >= width * (1 - _NEAR)
+        )
+        found[doubt[np.unique(owner[real])]] = True
+    out[poly] = found
+    return out
 
 
 def real_parts(geom: shapely.Geometry, dust: float) -> int:
@@ -92,7 +158,7 @@ def real_parts(geom: shapely.Geometry, dust: float) -> int:
     parts = shapely.get_parts(geom)
     if len(parts) < 2:
         return len(parts)
-    return int((polygon_width(parts) > dust).sum())
+    return int(wider_than(parts, dust).sum())
 
 
 def compose(base, removed, added, dust: float) -> shapely.Geometry:
@@ -105,7 +171,7 @@ def compose(base, removed, added, dust: float) -> shapely.Geometry:
     out = polygonal(out)
     parts = shapely.get_parts(out)
     if len(parts) > 1:
-        keep = polygon_width(parts) > dust
+        keep = wider_than(parts, dust)
         if not keep.all():
             out = shapely.union_all(parts[keep]) if keep.any() else shapely.Polygon()
     return out
@@ -168,13 +234,16 @@ def repair_level(
         for c in changes:
             if not c.refused and (c.source == i or c.target == i):
                 c.refused = "would split the polygon into pieces"
+    for c in changes:  # a change goes with the changes it needs (they come first)
+        if not c.refused and any(n.refused for n in c.needs):
+            c.refused = "needs a change that is refused"
     return changes, _applied(geoms, changes, tol)
 
 
 def _broken(geoms, final, changes, tol) -> list[int]:
     """Polygons the changes leave empty or in more pieces than they had."""
     touched = {c.source for c in changes if not c.refused} | {
-        c.target for c in changes if not c.refused and c.action == "fill"
+        c.target for c in changes if not c.refused and c.action in GAINS
     }
     return [
         i
@@ -188,7 +257,7 @@ def _refuse_greedily(i: int, geom, changes: list[Change], tol: Tolerances) -> No
     """Cut the pieces polygon ``i`` loses one at a time, smallest first, refusing each
     one that would leave it empty or in more pieces than it had."""
     allowed = max(real_parts(geom, tol.dust), 1)
-    mine = [c for c in changes if not c.refused and c.source == i and c.action in ("cut", "give")]
+    mine = [c for c in changes if not c.refused and c.source == i and c.action in LOSES]
     current = geom
     for c in sorted(mine, key=lambda c: c.area):
         trial = polygonal(shapely.difference(current, c.piece))
@@ -208,9 +277,9 @@ def _applied(geoms: np.ndarray, changes: list[Change], tol: Tolerances) -> np.nd
     for c in changes:
         if c.refused:
             continue
-        if c.action in ("cut", "give"):
+        if c.action in LOSES:
             removed.setdefault(c.source, []).append(c.piece)
-        elif c.action == "fill":
+        if c.action in GAINS:
             added.setdefault(c.target, []).append(c.piece)
     for i in set(removed) | set(added):
         out[i] = compose(geoms[i], removed.get(i, []), added.get(i, []), tol.dust)
@@ -277,12 +346,24 @@ def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
     out = []
     for k, piece in enumerate(pieces):
         keeper, loser = (a[k], b[k]) if winner_is_a[k] else (b[k], a[k])
-        # A loser left empty or in pieces gives way to the other polygon instead.
-        if not _keeps_shape(geoms[loser], piece, tol):
-            keeper, loser = loser, keeper
         kind = "sliver" if width[k] < tol.sliver else "overlap"
+        needs: tuple[Change, ...] = ()
+        # A loser left empty or in pieces gives way to the other polygon instead;
+        # when both would be, the rule's loser also hands over what the piece cuts
+        # off from the rest of it (first, so the give never splits it).
+        if not _keeps_shape(geoms[loser], piece, tol):
+            if _keeps_shape(geoms[keeper], piece, tol):
+                keeper, loser = loser, keeper
+            else:
+                stranded = _cut_off(loser, keeper, piece, geoms, usable, tol)
+                if stranded is not None:
+                    move = Change(kind, "move", "cut_off", int(loser), int(keeper), stranded,
+                                  float(width[k]), float(shapely.area(stranded)),
+                                  {"why": "cut off from the rest by the overlap"})  # fmt: skip
+                    out.append(move)
+                    needs = (move,)
         out.append(Change(kind, "give", used[k], int(loser), int(keeper), piece, float(width[k]),
-                          float(shapely.area(piece))))  # fmt: skip
+                          float(shapely.area(piece)), needs=needs))  # fmt: skip
     return out
 
 
@@ -291,6 +372,29 @@ def _keeps_shape(geom, piece, tol) -> bool:
     return not shapely.is_empty(rest) and real_parts(rest, tol.dust) <= max(
         real_parts(geom, tol.dust), 1
     )
+
+
+def _cut_off(loser, keeper, piece, geoms, usable, tol) -> shapely.Geometry | None:
+    """What ``loser`` would have left beyond its parts once it loses ``piece``, outside
+    every other polygon; ``None`` when nothing is, or it would leave ``loser`` empty.
+
+    These parts touch the piece, so ``keeper``, which keeps the piece, takes them
+    whole and stays in one part; only area of ``loser`` alone moves, so no new
+    overlap appears.
+    """
+    geom = geoms[loser]
+    parts = shapely.get_parts(shapely.difference(geom, piece))
+    parts = parts[wider_than(parts, tol.dust)]
+    allowed = max(real_parts(geom, tol.dust), 1)
+    if len(parts) <= allowed:
+        return None
+    stranded = shapely.union_all(parts[np.argsort(-shapely.area(parts))[allowed:]])
+    others = np.flatnonzero(usable)
+    others = others[(others != loser) & (others != keeper)]
+    hit = others[shapely.intersects(geoms[others], stranded)]
+    if len(hit):
+        stranded = polygonal(shapely.difference(stranded, shapely.union_all(geoms[hit])))
+    return None if shapely.is_empty(stranded) else stranded
 
 
 def _contact(pieces: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -358,14 +462,21 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
     mine = has[ci] & (parent_of[ci] == parent[pi])
     pi, ci = pi[mine], ci[mine]
     contact = shapely.area(shapely.intersection(grown[pi], geoms[ci])) / _EPS
-    near = contact > _EPS
-    pi, ci, contact = pi[near], ci[near], contact[near]
+    touch = contact > 0
+    pi, ci, contact = pi[touch], ci[touch], contact[touch]
     out = []
     for k, piece in enumerate(pieces):
         along = pi == k
         kids, length = ci[along], contact[along]
         if not len(kids):
             continue  # an enclave no child touches: nobody to give it to
+        # Children along the piece; a speck shorter than _EPS everywhere (a few
+        # centimetres where a repaired edge meets the parent's) goes to the
+        # child it touches most.
+        along = length > _EPS
+        if not along.any():
+            along = length == length.max()
+        kids, length = kids[along], length[along]
         kind = "sliver" if width[k] < tol.sliver else "gap"
         split = len(kids) > 1 and (fill == "split" or (fill == "auto" and kind == "gap"))
         params = {"neighbours": len(kids)}
@@ -374,7 +485,7 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
             out.append(Change(kind, "fill", "longest_border", -1, best, piece, float(width[k]),
                               float(shapely.area(piece)), params))  # fmt: skip
             continue
-        for who, part in _split(piece, kids, length, geoms, tol):
+        for who, part in _split(piece, width[k], kids, length, geoms, tol):
             out.append(Change(kind, "fill", "split", -1, int(who), part, float(width[k]),
                               float(shapely.area(part)), params))  # fmt: skip
     return out
@@ -389,59 +500,94 @@ def _union(geoms: np.ndarray):
     return shapely.union_all(geoms)
 
 
-def _split(piece, kids, length, geoms, tol) -> list[tuple[int, shapely.Geometry]]:
-    """``piece`` split among ``kids`` along it: each place goes to the nearest child.
+def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Geometry]]:
+    """``piece`` (``width`` wide) split among ``kids`` along it: each place to the nearest child.
 
     Points along the piece's rim are labelled by the child they touch; the
     Voronoi cells of the points, merged per child, cut the piece (what
     ``maup.smart_repair`` does with its own construction). A part that ends up
     touching nobody's polygon goes to the longest border instead.
+
+    Sites every ``width / 20`` along the rim put the dividing line within
+    ``width / 1600`` of the true one. A long strip (kilometres of border between
+    two sources) gets at most :data:`_SITES` sites all the same: Voronoi cells
+    cost GEOS some 25 µs a site, and the line stays within ``step² / (4 width)``
+    of the true one. It is a zigzag of Voronoi edges, a vertex per site, so the
+    merged cells are simplified as a coverage (by ``step / 2``) before they cut
+    the piece: the dividing line keeps its real bends (the rim, which comes from
+    the piece, stays exact), and the repaired polygons do not gain thousands
+    of vertices.
     """
-    width = max(polygon_width(np.array([piece]))[0], tol.dust)
-    step = float(np.clip(width / 20, 0.25, 5.0))
+    width = max(width, tol.dust)
+    rim_length = float(shapely.length(piece))
+    step = max(width / 20, rim_length / _SITES, 0.25)
     # Only the children's parts near the piece matter: a rectangle clip is linear,
     # and distances to a county's few nearby vertices are cheap.
     x0, y0, x1, y1 = shapely.bounds(piece)
     pad = 2 * step + 1.0
-    near = [shapely.clip_by_rect(geoms[c], x0 - pad, y0 - pad, x1 + pad, y1 + pad) for c in kids]
+    near = shapely.clip_by_rect(geoms[kids], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     outline = shapely.boundary(piece)
     rim = shapely.segmentize(outline, step)
     xy = shapely.get_coordinates(rim)
     # Where the rim passes from one child to the next, two sites a hair either side
     # put the dividing line through that very point, not somewhere within a step of it.
     corners = shapely.points(shapely.get_coordinates(outline))
-    touching = np.stack([shapely.distance(corners, g) <= _EPS for g in near]).sum(axis=0) > 1
+    touching = (shapely.distance(corners[None, :], near[:, None]) <= _EPS).sum(axis=0) > 1
     if touching.any():
         rings = shapely.get_parts(outline)
-        ring_of = [int(np.argmin(shapely.distance(rings, c))) for c in corners[touching]]
+        ring_of = np.argmin(shapely.distance(rings[:, None], corners[touching][None, :]), axis=0)
         at = shapely.line_locate_point(rings[ring_of], corners[touching])
         both = np.r_[at - 0.01, at + 0.01] % np.tile(shapely.length(rings[ring_of]), 2)
         extra = shapely.line_interpolate_point(np.tile(rings[ring_of], 2), both)
         xy = np.vstack([xy, shapely.get_coordinates(extra)])
     xy = np.unique(xy, axis=0)  # Voronoi refuses repeated sites
     points = shapely.points(xy)
-    dist = np.stack([shapely.distance(points, g) for g in near])
+    dist = shapely.distance(points[None, :], near[:, None])
     label = np.argmin(dist, axis=0)
     on = dist.min(axis=0) <= _EPS
     fallback = int(kids[np.argmax(length)])
-    if len(set(label[on].tolist())) < 2:
+    present = np.unique(label[on])
+    if len(present) < 2:
         return [(fallback, piece)]
     cells = shapely.get_parts(
         shapely.voronoi_polygons(shapely.multipoints(points[on]), extend_to=piece, ordered=True)
     )
     owner = label[on]
-    final: dict[int, list] = {}
-    for j in np.unique(owner):
-        share = polygonal(shapely.intersection(piece, shapely.union_all(cells[owner == j])))
-        frags = shapely.get_parts(share)
-        grown = shapely.buffer(frags, _EPS, quad_segs=1)
-        touches = shapely.area(shapely.intersection(grown, near[j])) > _EPS * _EPS
-        for frag, ok in zip(frags, touches, strict=True):
-            # Give every fragment to a child it touches; the longest border takes the rest.
-            final.setdefault(int(kids[j]) if ok else fallback, []).append(frag)
+    # Clipped to the envelope, a cell can come back as a collection (or empty).
+    mixed = shapely.get_type_id(cells) != 3
+    cells[mixed] = [polygonal(c) for c in cells[mixed]]
+    regions = _merged(cells, owner, present)
+    regions = shapely.coverage_simplify(regions, step / 2, simplify_boundary=False)
+    shares = np.array([polygonal(g) for g in shapely.intersection(piece, regions)], dtype=object)
+    frags, which = shapely.get_parts(shares, return_index=True)
+    grown = shapely.buffer(frags, _EPS, quad_segs=1)
+    touches = shapely.area(shapely.intersection(grown, near[present[which]])) > _EPS * _EPS
+    # Give every fragment to a child it touches; the longest border takes the rest.
+    who = np.where(touches, kids[present[which]], fallback)
     out: list[tuple[int, shapely.Geometry]] = []
-    for who, frags in final.items():
-        merged = polygonal(shapely.union_all(frags))
+    for k in np.unique(who):
+        mine = frags[who == k]
+        merged = mine[0] if len(mine) == 1 else polygonal(shapely.union_all(mine))
         if not shapely.is_empty(merged):
-            out.append((who, merged))
+            out.append((int(k), merged))
+    return out
+
+
+def _merged(cells: np.ndarray, owner: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The union of the Voronoi cells of each owner in ``present``.
+
+    Cells share their edges vertex for vertex, so the coverage union (linear)
+    does it; where clipping the cells to the piece's envelope left edges GEOS
+    cannot node as a coverage it says so, and the overlay union does it instead.
+    """
+    try:
+        out = np.array([shapely.coverage_union_all(cells[owner == j]) for j in present])
+    except shapely.errors.GEOSException:
+        out = None
+    if out is not None:
+        areas = np.array([shapely.area(cells[owner == j]).sum() for j in present])
+        if (np.abs(shapely.area(out) - areas) > 1e-9 * areas.sum()).any():
+            out = None  # the coverage union dropped or doubled area: not a coverage after all
+    if out is None or not shapely.is_valid(out).all():
+        out = np.array([shapely.union_all(cells[owner == j]) for j in present])
     return out

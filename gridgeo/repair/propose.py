@@ -17,7 +17,16 @@ from gridgeo.crs import project
 from gridgeo.errors import GridgeoError, SchemaError, option
 from gridgeo.model import GridSystem
 from gridgeo.repair.codes import Recode, recodes
-from gridgeo.repair.geometry import FILLS, RULES, Change, compose, make_valid, repair_level
+from gridgeo.repair.geometry import (
+    FILLS,
+    GAINS,
+    LOSES,
+    RULES,
+    Change,
+    compose,
+    make_valid,
+    repair_level,
+)
 
 __all__ = ["AUDIT_COLUMNS", "Proposal", "apply", "propose_repair"]
 
@@ -49,7 +58,9 @@ appears only once the parent is repaired); ``defect_codes``: that row's codes
 (or the polygons involved); ``action``: ``make_valid``, ``cut`` (a piece
 outside the parent leaves ``from_code``), ``give`` (an overlap piece leaves
 ``from_code``, ``to_code`` keeps it), ``fill`` (``to_code`` takes an uncovered
-piece), ``recode``; ``rule``; ``from_code`` / ``to_code``; ``area_m2``: the
+piece), ``move`` (rule ``cut_off``: the part of ``from_code`` an overlap piece
+would cut off from the rest of it goes to ``to_code`` with the piece; the
+``give`` depends on it), ``recode``; ``rule``; ``from_code`` / ``to_code``; ``area_m2``: the
 piece's area (for ``make_valid``: the signed area change); ``width_m``: the
 defect's width; ``households`` in the piece (NA without points or units);
 ``params``; ``accepted``: accepted by default (``accept="small"``);
@@ -127,7 +138,9 @@ def propose_repair(
     See :mod:`gridgeo.repair.geometry` for why each step is what it is.
 
     Polygons no change touches are left bit-identical. Changes that would
-    leave a polygon empty or newly in pieces are refused (``status``).
+    leave a polygon empty or newly in pieces are refused (``status``); an
+    overlap piece either side would be split by losing goes to the rule's
+    keeper together with what it cuts off from the loser (a ``move`` row).
     Gaps, overlaps and outside pieces at least ``tolerances.defect`` wide
     (10 m) are proposed but not accepted by default: a person decides.
 
@@ -230,10 +243,12 @@ def propose_repair(
             votes=_votes(homes, level), homes=None if homes is None else homes.geometry.to_numpy(),
         )  # fmt: skip
         first = len(rows)
+        row_of: dict[int, int] = {}
         for c in level_changes:
             deps = {valid_rows.get(p) for p in (c.source, c.target)}
             deps |= {code_rows.get(p) for p in (c.source, c.target)}
-            _add(rows, changes, name, c, codes_now[name], tol, deps - {None})
+            deps |= {row_of.get(id(n)) for n in c.needs}
+            row_of[id(c)] = _add(rows, changes, name, c, codes_now[name], tol, deps - {None})
         _parent_dependencies(rows, first, parent_rows, changes, tol)
         parent_rows = list(range(first, len(rows)))
         mothers, mother_codes = final, codes_now[name]
@@ -580,9 +595,10 @@ def _composed(proposal: Proposal, name: str, rows: list[int]) -> dict[int, shape
         c = proposal._changes[row][1]
         if c.action == "make_valid":
             base[c.source] = prepared[c.source]
-        elif c.action in ("cut", "give"):
+            continue
+        if c.action in LOSES:
             removed.setdefault(c.source, []).append(c.piece)
-        elif c.action == "fill":
+        if c.action in GAINS:
             added.setdefault(c.target, []).append(c.piece)
     out = {}
     dust = proposal.tolerances.dust
