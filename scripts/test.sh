@@ -30,5 +30,8 @@ fi
 # Editable, so the tests import this checkout; re-running only refreshes it.
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
-# exec: pytest's own summary line is the last thing printed, and its exit code is ours.
-exec python3 -m pytest "$@"
+# Two workers, one per core (pytest-xdist); --dist loadfile keeps each test module in
+# one worker, in order (the README's snippets build on each other). Pass -n 0 to run
+# in one process. exec: pytest's own summary line is the last thing printed, and its
+# exit code is ours.
+exec python3 -m pytest -n 2 --dist loadfile "$@"

@@ -34,17 +34,9 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from gridgeo.io.atomic import write_bytes
+from tests.test_maps_browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/test_maps_browser.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1600, "height": 1000}
 DISTRICT = "150823100"  # 乌拉山镇
 EVIL = '<img src=x onerror="window.__ggXss=1">幸福里{#3}'  # a grid name that must stay text
