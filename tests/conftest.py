@@ -170,3 +170,31 @@ def tmpfs(tmp_path: Path):
 def small_disk(tmpfs) -> Path:
     """A real 2 MB tmpfs: the full disk of the write tests."""
     return tmpfs("2m")
+
+
+# Debian's Chromium, never `playwright install`; the flags keep it off the network
+# (no update, sync or metrics requests) and working as root in a container.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for every browser test of a session (or xdist worker).
+
+    Playwright's sync API runs one event loop per thread: a second ``sync_playwright()``
+    while the first is open fails, so the map and editor tests share this one.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

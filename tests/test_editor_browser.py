@@ -31,10 +31,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from gridgeo.io.atomic import write_bytes
-from tests.test_maps_browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -349,18 +348,16 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def editor(lab):
+def editor(lab, browser):
+    """The editor notebook run in a page of the session's one Chromium (conftest.browser)."""
     url = lab.notebook("editor.ipynb", SETUP)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
-        page = context.new_page()
-        view = Editor(page, url)
-        view.payload = view.run_all()
-        view.picks = json.loads(view.kernel(PICK))
-        yield view
-        context.close()
-        browser.close()
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    page = context.new_page()
+    view = Editor(page, url)
+    view.payload = view.run_all()
+    view.picks = json.loads(view.kernel(PICK))
+    yield view
+    context.close()
 
 
 # -- tests ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import shapely
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from shapely.geometry import shape
 
 from gridgeo.assign import assign, build_index
@@ -35,15 +35,6 @@ from gridgeo.maps import DEFECT_KINDS, PALETTE, SEVERITIES, TEXT, coverage_map, 
 from gridgeo.model import GridSystem
 from tests.test_maps import embedded, layer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1200, "height": 800}
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "data" / "coverage_map_reference.png"
@@ -60,14 +51,6 @@ def map_name(html: str) -> str:
 
 
 # -- browser plumbing ------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @dataclasses.dataclass
 class Visit:
     page: Page
