@@ -423,16 +423,25 @@ class GridConfig:
                 "TOML file, e.g. one written by `gridgeo init`."
             ) from exc
         try:
+            return cls.from_toml_text(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_toml_text(cls, text: str) -> GridConfig:
+        """A configuration from TOML text (what :meth:`to_toml` writes; a plan store keeps it).
+
+        >>> GridConfig.from_toml_text(BANNER.to_toml()) == BANNER
+        True
+        """
+        try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
-                f"{path}: not a valid TOML file ({exc}). Fix that line; `gridgeo init` "
+                f"not a valid TOML file ({exc}). Fix that line; `gridgeo init` "
                 "writes a valid file to start from."
             ) from exc
-        try:
-            return cls._from_mapping(data)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        return cls._from_mapping(data)
 
     @classmethod
     def _from_mapping(cls, data: Mapping[str, Any]) -> GridConfig:

@@ -186,14 +186,10 @@ def _scope(plan: Plan, towns: Iterable[str] | str | None) -> np.ndarray:
 
 def _metric_shapes(plan: Plan, codes: list[str]) -> np.ndarray:
     """Grid polygons of ``codes`` in the plan's metric CRS (cached unions, one reprojection)."""
-    from gridgeo.crs import metric_crs
-
-    geoms = plan._geometry(codes, plan.workload)
-    frame = next((f for f in plan.frame.values() if len(f)), None)
-    crs = metric_crs(plan.config, frame)
     import geopandas as gpd
 
-    return gpd.GeoSeries(geoms, crs=plan._units.frame.crs).to_crs(crs).to_numpy()
+    geoms = plan._geometry(codes, plan.workload)
+    return gpd.GeoSeries(geoms, crs=plan._units.frame.crs).to_crs(plan.metric_crs).to_numpy()
 
 
 def _villages(plan: Plan) -> pd.DataFrame:

@@ -85,6 +85,7 @@ class _Units:
     xy: np.ndarray  # representative points in the metric CRS
     area: np.ndarray  # m², metric CRS
     graph: nx.Graph  # rook adjacency, nodes are positions
+    metric_crs: Any  # the CRS of xy and area: every metric computation of the lineage
 
     @classmethod
     def build(cls, frame: gpd.GeoDataFrame, metric_crs) -> _Units:
@@ -109,6 +110,7 @@ class _Units:
             xy=rep,
             area=metric.area.to_numpy(),
             graph=graph,
+            metric_crs=metric_crs,
         )
 
     def __len__(self) -> int:
@@ -282,6 +284,11 @@ class Plan:
             f"Plan({len(self.grid_table)} workload grids, {len(self.micro_table)} refinements, "
             f"{len(self._units):,} units, {len(self.steps)} steps)"
         )
+
+    @property
+    def metric_crs(self):
+        """The projected CRS the plan measures in (the system's, chosen once)."""
+        return self._units.metric_crs
 
     @property
     def units(self) -> gpd.GeoDataFrame:
@@ -1400,7 +1407,7 @@ class Plan:
     @classmethod
     def from_record(cls, record: PlanRecord, *, author: str | None = None) -> Plan:
         """Rebuild a plan from :meth:`to_record`'s tables (its history included, no undo)."""
-        config = _config_from_toml(record.config_toml)
+        config = GridConfig.from_toml_text(record.config_toml)
         units = record.units.reset_index(drop=True)
         metric = _metric_crs(config, record.frame)
         shared = _Units.build(units, metric)
@@ -1523,16 +1530,6 @@ def _cut_polygon(polygon, line) -> list:
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(edges)))
     inside = faces[shapely.contains(polygon, shapely.point_on_surface(faces))]
     return list(inside)
-
-
-def _config_from_toml(text: str) -> GridConfig:
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "plan.toml"
-        path.write_text(text, encoding="utf-8")
-        return GridConfig.from_toml(path)
 
 
 def _metric_crs(config: GridConfig, frame: Mapping[str, gpd.GeoDataFrame]):
