@@ -1906,6 +1906,66 @@ def _store_dsn(folder: Path) -> dict:
     }
 
 
+def _note(folder: Path) -> None:
+    (folder / "README.txt").write_text("no input of its own: the valid system is the input\n")
+
+
+@case("81_repair_writes_into_its_input", "plan")
+def _repair_into_input(folder: Path) -> dict:
+    _note(folder)
+    return {
+        "about": "`gridgeo repair` told to write the repaired system over its input: refused "
+        "before any work, the input untouched.",
+        "role": GRIDS,
+        "input": "{valid}",
+        "commands": ["repair"],
+        "argv": {"repair": ["repair", "{valid}", "-o", "{valid}"]},
+        "expect": {"*": {"exit": 2, "message": [r"-o/--out", r"input"]}},
+    }
+
+
+@case("82_repair_audit_suffix", "plan")
+def _repair_audit_suffix(folder: Path) -> dict:
+    _note(folder)
+    return {
+        "about": "An --audit file gridgeo cannot write (.txt): say which suffixes it writes.",
+        "role": GRIDS,
+        "input": "{valid}",
+        "commands": ["repair"],
+        "argv": {
+            "repair": ["repair", "{valid}", "-o", "{out}/r.gpkg", "--audit", "{out}/audit.txt"]
+        },
+        "expect": {"*": {"exit": 2, "message": [r"--audit", r"\.csv"]}},
+    }
+
+
+@case("83_rebalance_without_units", "plan")
+def _rebalance_no_units(folder: Path) -> dict:
+    _note(folder)
+    return {
+        "about": "`gridgeo rebalance` on a grid system without a units layer: say what units "
+        "are and how to get them.",
+        "role": GRIDS,
+        "input": "{valid}",
+        "commands": ["rebalance"],
+        "argv": {"rebalance": ["rebalance", "{valid}", "-o", "{out}/r.gpkg"]},
+        "expect": {"*": {"exit": 2, "message": [r"units", r"derive_units|STORE@VERSION"]}},
+    }
+
+
+@case("84_rebalance_bad_window", "plan")
+def _rebalance_window(folder: Path) -> dict:
+    _note(folder)
+    return {
+        "about": "--households that is not MIN:MAX.",
+        "role": GRIDS,
+        "input": "{valid}",
+        "commands": ["rebalance"],
+        "argv": {"rebalance": ["rebalance", "{valid}", "--households", "三百到五百"]},
+        "expect": {"*": {"exit": 2, "message": [r"--households", r"MIN:MAX"]}},
+    }
+
+
 # ================================================================================================
 def build(out_dir: Path = CASES_DIR) -> list[dict]:
     """(Re)build every case under ``out_dir``; return their descriptions."""
