@@ -365,13 +365,17 @@ def _bend(move: Callable, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     The image of the edge's middle misses the chord of its end points' images
     by the sagitta ``s``; an arc cut into ``n`` equal pieces misses each chord
     by ``s / n²``. Both middles are formed from the ordered end points, so the
-    answer does not depend on the direction an edge is walked in. (Written here:
+    answer does not depend on the direction an edge is walked in. ``n`` is a
+    power of two: an edge and its neighbour's halves (a T-junction at the
+    middle, as where a town's edge meets two grids) then get the same vertices,
+    as their halving sagittas ask for half as many pieces. (Written here:
     pyproj transforms points, and no library sizes pieces by curvature.)
     """
     ends = move(np.concatenate([a, b]))
     chord = (ends[: len(a)] + ends[len(a) :]) / 2
     sagitta = np.hypot(*(move((a + b) / 2) - chord).T)
-    return np.maximum(np.ceil(np.sqrt(sagitta / SAGITTA_M)), 1).astype(np.int64)
+    need = np.maximum(np.sqrt(sagitta / SAGITTA_M), 1)
+    return (2 ** np.ceil(np.log2(need) - 1e-9)).astype(np.int64)
 
 
 def _densify_family(geoms: np.ndarray, spacing: float, bend: Callable | None) -> np.ndarray:

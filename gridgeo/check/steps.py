@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridgeo.check.faces import arrangement
 from gridgeo.config import Coverage, Tolerances
 from gridgeo.crs import CHINA_BOUNDS, gcj02_to_wgs84, transformer, wgs84_to_gcj02
 from gridgeo.defects import polygon_width
@@ -146,10 +147,19 @@ def topology(
     edges = _invalid_edges(repaired, usable)
     flagged = ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
     out: list[Finding] = []
-    found: list = []
-    overlaps = _overlaps(repaired, flagged, left, right, tol)
-    out += overlaps
     gaps = outside = np.empty(0, dtype=object)
+    if holes and (parents is None or parent is None):
+        # A plain layer: one arrangement of its mismatched linework gives the
+        # holes of its union and its overlaps at once (see faces.py).
+        faces = arrangement(repaired)
+        out += _overlap_findings(faces.overlaps, faces.makers, tol)
+        key = np.full(len(faces.gaps), "", dtype=object)
+        nobody = np.full(len(repaired), "", dtype=object)
+        gap_list = _name_gaps(faces.gaps, key, repaired, usable, nobody, tol)
+        out += gap_list
+        gaps = np.array([f.geometry for f in gap_list], dtype=object)
+    else:
+        out += _overlaps(repaired, flagged, left, right, tol)
     if parents is not None and parent is not None and coverage is not Coverage.ROOT:
         outs, inside = _outside(repaired, usable, parents, parent, tol)
         gap_list = _gaps(repaired, usable & ~flagged, usable & inside, parents, parent,
@@ -157,10 +167,6 @@ def topology(
         out += gap_list + outs
         gaps = np.array([f.geometry for f in gap_list], dtype=object)
         outside = np.array([f.geometry for f in outs], dtype=object)
-    elif holes:
-        gap_list = _holes(repaired, usable, usable & ~flagged, tol)
-        out += gap_list
-        gaps = np.array([f.geometry for f in gap_list], dtype=object)
     found = [f.geometry for f in out]
     out += _multipart(repaired, usable, tol)
     if coverage is not Coverage.ROOT:
@@ -186,13 +192,18 @@ def _overlaps(repaired, flagged, left, right, tol) -> list[Finding]:
         return []
     inter = np.array([polygonal(g) for g in shapely.intersection(repaired[a], repaired[b])])
     pieces, pair = shapely.get_parts(inter, return_index=True)
+    return _overlap_findings(pieces, list(np.c_[a[pair], b[pair]]), tol)
+
+
+def _overlap_findings(pieces, makers, tol) -> list[Finding]:
+    """Overlap (or, narrower than the sliver tolerance, sliver) findings; dust is dropped."""
     width = polygon_width(pieces)
     out = []
     for k in np.flatnonzero(width > tol.dust):
         sliver = width[k] < tol.sliver
         out.append(
-            Finding("sliver" if sliver else "overlap", np.array([a[pair[k]], b[pair[k]]]),
-                    pieces[k], "overlap 重叠" if sliver else "", width[k])
+            Finding("sliver" if sliver else "overlap", np.asarray(makers[k]), pieces[k],
+                    "overlap 重叠" if sliver else "", width[k])
         )  # fmt: skip
     return out
 
@@ -230,32 +241,6 @@ def _gaps(repaired, matched, inside, parents, parent, coverage, tol) -> list[Fin
     wanted = np.asarray(wanted)[todo]
     pieces, owner = shapely.get_parts(shapely.difference(mothers[todo], unions), return_index=True)
     return _name_gaps(pieces, wanted[owner], repaired, usable, parents, tol)
-
-
-def _holes(repaired, usable, matched, tol) -> list[Finding]:
-    """Holes of the layer's union: area it encloses that no polygon covers."""
-    whole = union(repaired[usable], matched[usable])
-    parts = shapely.get_parts(whole)
-    # Clockwise, as GEOS's overlay would return them.
-    holes = shapely.orient_polygons(
-        shapely.polygons(np.array(interior_rings(parts), dtype=object)), exterior_cw=True
-    )
-    # A hole of a valid union is a gap as it stands unless another part of the
-    # union lies inside it (an island in a lake): only those are differenced.
-    hole, _ = shapely.STRtree(parts).query(holes, predicate="contains")
-    lake = np.zeros(len(holes), dtype=bool)
-    lake[hole] = True
-    pieces = holes
-    if lake.any():
-        # The island's own holes come out of the difference too: drop their copies.
-        lakes = np.flatnonzero(lake)
-        inner, around = shapely.STRtree(holes[lakes]).query(holes, predicate="within")
-        nested = np.zeros(len(holes), dtype=bool)
-        nested[inner[inner != lakes[around]]] = True
-        islands = shapely.get_parts(shapely.difference(holes[lake & ~nested], whole))
-        pieces = np.r_[holes[~lake & ~nested], islands]
-    key = np.full(len(pieces), "", dtype=object)
-    return _name_gaps(pieces, key, repaired, usable, np.full(len(repaired), "", dtype=object), tol)
 
 
 def _name_gaps(pieces, owner_key, repaired, usable, parents, tol) -> list[Finding]:
