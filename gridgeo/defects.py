@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridgeo.parallel import chunked
+
 __all__ = ["COLUMNS", "KINDS", "defect_frame", "polygon_width", "summarise", "without_dust_holes"]
 
 COLUMNS = (
@@ -198,7 +200,12 @@ def polygon_width(geoms: np.ndarray, tolerance: float = 0.01, rel: float = 0.01)
     dust[doubt] = _fits(target[doubt], shapely.boundary(target[doubt]), tolerance) == 0
     width = np.minimum(strip, tolerance)
     if not dust.all():
-        width[~dust] = _measured_width(target[~dust], area[~dust], tolerance, rel)
+        # Sz.-Nagy again: a simply connected polygon is at least ``strip`` wide.
+        floor = np.where(holed | (shapely.get_type_id(target) != 3), 0.0, strip)
+        width[~dust] = chunked(
+            lambda g, a, f: _measured_width(g, a, f, tolerance, rel),
+            target[~dust], area[~dust], floor[~dust],
+        )  # fmt: skip
     out[poly] = width
     return out
 
@@ -280,13 +287,27 @@ def _with_enough_vertices(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measured_width(geoms, area, tolerance: float, rel: float) -> np.ndarray:
-    """Widths of polygons at least ``tolerance`` wide, between certain bounds closed by erosion."""
+def _measured_width(geoms, area, floor, tolerance: float, rel: float) -> np.ndarray:
+    """Widths of polygons at least ``tolerance`` wide, between certain bounds closed by erosion.
+
+    ``floor`` is a width each polygon certainly has (0 where none is known).
+    """
     rims = shapely.boundary(geoms)
-    bounds = shapely.bounds(geoms)
-    side = np.minimum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+    # From above: the circle fits the area, and the narrower side of the
+    # smallest rectangle around the polygon (any orientation).
+    rectangle = shapely.get_coordinates(
+        shapely.get_exterior_ring(shapely.minimum_rotated_rectangle(geoms))
+    )
+    ok = len(rectangle) == 5 * len(geoms)  # a degenerate rectangle is a line: skip the bound
+    side = np.full(len(geoms), np.inf)
+    if ok:
+        corner = rectangle.reshape(-1, 5, 2)
+        side = np.minimum(*(np.hypot(*(corner[:, k + 1] - corner[:, k]).T) for k in (0, 1)))
     hi = np.maximum(np.minimum(side, 2 * np.sqrt(area / np.pi)) * 1.001, 2 * tolerance)
+    # From below: the best of two interior points, and the floor.
     lo = np.maximum(_inner_width(geoms, shapely.point_on_surface(geoms), rims), tolerance)
+    lo = np.maximum(np.maximum(lo, floor), _inner_width(geoms, shapely.centroid(geoms), rims))
+    hi = np.maximum(hi, lo)
     open_ = np.ones(len(geoms), dtype=bool)
     while True:
         precision = np.maximum(tolerance, rel * lo)

@@ -8,6 +8,8 @@ these tests build lakes, islands and islands' own holes and compare with
 
 from __future__ import annotations
 
+import itertools
+
 import geopandas as gpd
 import numpy as np
 import shapely
@@ -92,34 +94,27 @@ def test_gap_areas_equal_plain_geos(side, wall, inner, core):
     assert np.isclose(areas.sum(), lake + (2 * core_m) ** 2, rtol=1e-6)
 
 
-# -- gap naming: contacts measured on children clipped to each piece -------------------
-def _wiggly_ring(n: int, radius: float, seed: int) -> shapely.Polygon:
-    """A star-shaped polygon with ``n`` vertices: a county with a detailed border."""
-    rng = np.random.default_rng(seed)
-    angle = np.sort(rng.uniform(0, 2 * np.pi, n))
-    r = radius * rng.uniform(0.7, 1.0, n)
-    return shapely.Polygon(np.c_[r * np.cos(angle), r * np.sin(angle)])
-
-
+# -- gap naming: contact lengths measured along the piece's own edge ------------------
 @settings(max_examples=30, deadline=None)
 @given(
-    seed=st.integers(0, 10_000),
-    at=st.floats(0, 2 * np.pi),
-    size=st.floats(0.5, 400),
+    cuts=st.lists(st.integers(1, 999), min_size=1, max_size=8, unique=True),  # strips ≥ 1 m
+    band=st.floats(0.2, 50),  # wider than twice the 5 cm reach, or the ends count too
+    spacing=st.floats(0.7, 300),
 )
-def test_clipped_child_meets_a_piece_exactly_as_the_whole_child(seed, at, size):
-    from gridgeo.check.steps import _near
+def test_contact_is_the_length_each_child_shares_with_the_piece(cuts, band, spacing):
+    from gridgeo.check.steps import _contact
 
-    county = _wiggly_ring(2_000, 10_000, seed)
-    # A piece straddling the border, as a gap or sliver does.
-    x, y = 8_500 * np.cos(at), 8_500 * np.sin(at)
-    piece = shapely.buffer(shapely.Point(x, y), size, quad_segs=4)
-    near = _near(np.array([county]), np.array([piece]))[0]
-    whole = shapely.area(shapely.intersection(piece, county))
-    np.testing.assert_allclose(shapely.area(shapely.intersection(piece, near)), whole, rtol=1e-9)
-    assert shapely.is_valid(near)
-    # What makes it fast: the overlay sees the piece's neighbourhood, not the county.
-    assert shapely.get_num_coordinates(near) < shapely.get_num_coordinates(county) / 4
+    # Strips above a gap band: each strip borders the band along its bottom
+    # edge, drawn with its own extra vertices; a far strip touches nothing.
+    x = np.r_[0.0, np.sort(cuts), 1000.0].astype(float)
+    strips = [shapely.segmentize(shapely.box(x0, band, x1, 500), spacing)
+              for x0, x1 in itertools.pairwise(x)]  # fmt: skip
+    children = np.array([*strips, shapely.box(0, 600, 1000, 700)])
+    # The piece as an overlay returns it: cut at every child vertex along its edge.
+    piece = shapely.difference(shapely.box(0, 0, 1000, 500), shapely.union_all(strips))
+    p, c, length = _contact(np.array([piece]), children)
+    assert set(p) == {0} and len(c) == len(strips) and c.max() < len(strips)
+    np.testing.assert_allclose(length[np.argsort(c)], np.diff(x), rtol=1e-9)
 
 
 def test_gap_in_a_bay_is_named_after_the_children_around_it():

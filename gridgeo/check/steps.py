@@ -252,13 +252,7 @@ def _name_gaps(pieces, owner_key, repaired, usable, parents, tol) -> list[Findin
     if not len(pieces):
         return []
     # Which children border each piece: contact length along the piece's edge.
-    eps = 0.05
-    grown = shapely.buffer(pieces, eps, quad_segs=2)
-    # The tree holds the small pieces, so each child is prepared once and
-    # tested against many pieces (the other way round costs a child's vertices
-    # per pair).
-    ci, pi = shapely.STRtree(grown).query(repaired, predicate="intersects")
-    contact = shapely.area(shapely.intersection(grown[pi], _near(repaired[ci], grown[pi]))) / eps
+    pi, ci, contact = _contact(pieces, repaired)
     perimeter = shapely.length(pieces)
     near = (contact >= np.maximum(tol.sliver, 0.05 * perimeter[pi])) & usable[ci]
     near &= parents[ci] == owner_key[pi]  # the parent's own children
@@ -275,25 +269,25 @@ def _name_gaps(pieces, owner_key, repaired, usable, parents, tol) -> list[Findin
     return out
 
 
-def _near(geoms: np.ndarray, pieces: np.ndarray) -> np.ndarray:
-    """``geoms`` cut down to a little more than each piece's envelope.
+def _contact(pieces: np.ndarray, geoms: np.ndarray, eps: float = 0.05):
+    """``(piece, geom, length)``: how much of each piece's edge runs along each of ``geoms``.
 
-    Intersecting a small piece with a whole county costs the county's vertices;
-    a rectangle clip is linear and cheap, so the overlay then costs the piece's
-    neighbourhood only. The clip leaves the part inside the envelope as it was,
-    so the intersection with the piece is the same. Clips GEOS could not make
-    valid (it does not promise to) keep the whole geometry.
+    A piece's edge is made of its polygons' edges (an overlay or a noding
+    cuts them at every vertex), so each segment runs along one neighbour: it
+    counts for every geometry within ``eps`` of its middle. The tree holds the
+    middles, so each geometry is prepared once and asked about many points.
     """
-    pad = 1.0  # metres: the piece lies strictly inside the rectangle
-    box = shapely.bounds(pieces) + np.array([-pad, -pad, pad, pad])
-    # clip_by_rect takes one rectangle per call (scalar bounds), hence the loop.
-    clipped = np.array(
-        [shapely.clip_by_rect(g, *b) for g, b in zip(geoms, box.tolist(), strict=True)],
-        dtype=object,
-    )
-    bad = ~shapely.is_valid(clipped)
-    clipped[bad] = geoms[bad]
-    return clipped
+    parts, part_owner = shapely.get_parts(pieces, return_index=True)
+    rings, ring_owner = shapely.get_rings(parts, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])
+    middle = shapely.points((xy[seg] + xy[seg + 1]) / 2)
+    length = np.hypot(*(xy[seg + 1] - xy[seg]).T)
+    owner = part_owner[ring_owner[ring[seg]]]
+    gi, si = shapely.STRtree(middle).query(geoms, predicate="dwithin", distance=eps)
+    pairs, where = np.unique(np.c_[owner[si], gi], axis=0, return_inverse=True)
+    total = np.bincount(where.ravel(), weights=length[si], minlength=len(pairs))
+    return pairs[:, 0], pairs[:, 1], total
 
 
 def _outside(repaired, usable, parents, parent, tol) -> tuple[list[Finding], np.ndarray]:
