@@ -25,7 +25,7 @@ and accept one by one; it may snap vertices of polygons that had no defect
 (they would no longer be bit-identical); it never fills a gap open to the
 parent's edge, nor clips children to a parent. The primitives here are GEOS
 all the same (overlay, ``make_valid``, ``coverage_invalid_edges``,
-``coverage_union_all``, ``voronoi_polygons``), vectorised over pieces.
+``coverage_union_all``, ``delaunay_triangles``), vectorised over pieces.
 
 A change is a :class:`Change`; the repaired geometry of a polygon is always
 ``base − (cut and given pieces) ∪ (filled pieces)``
@@ -72,7 +72,7 @@ GAINS = ("fill", "move")
 """Actions that add a piece to ``target``."""
 
 _EPS = 0.05  # metres: contact length is measured as area within this of a piece
-_SITES = 2000  # at most this many Voronoi sites along a gap's rim (see _split)
+_RIM_POINTS = 4000  # at most this many points along a gap's rim (see _split)
 _NEAR = 0.01  # a remnant of erosion is true when a vertex lies within 1 % of the depth asked
 
 
@@ -501,64 +501,57 @@ def _union(geoms: np.ndarray):
 
 
 def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Geometry]]:
-    """``piece`` (``width`` wide) split among ``kids`` along it: each place to the nearest child.
+    """``piece`` split among ``kids`` along it: each place to the nearest child.
 
-    Points along the piece's rim are labelled by the child they touch; the
-    Voronoi cells of the points, merged per child, cut the piece (what
-    ``maup.smart_repair`` does with its own construction). A part that ends up
-    touching nobody's polygon goes to the longest border instead.
+    Points along the piece's rim, every ``width / 8``, are labelled by the
+    child nearest each and triangulated (GEOS Delaunay). Each triangle whose
+    corners carry two labels is cut from the middle of one edge joining them
+    to the other's (three labels: each edge's middle to the centroid). The
+    cuts join up into the chordal axis of the rim: down the middle of a strip
+    between two children, where the Voronoi line of ``maup.smart_repair``
+    runs, with one vertex per triangle. Simplified by half a step, these
+    dividing lines and the piece's own rim bound the shares (so the rim keeps
+    its own vertices); each share goes to the child nearest it. Points a
+    hair (1 cm) either side of each place where the rim passes from one child
+    to the next make a line start there. A part touching nobody's polygon
+    goes to the longest border instead.
 
-    Sites every ``width / 20`` along the rim put the dividing line within
-    ``width / 1600`` of the true one. A long strip (kilometres of border between
-    two sources) gets at most :data:`_SITES` sites all the same: Voronoi cells
-    cost GEOS some 25 µs a site, and the line stays within ``step² / (4 width)``
-    of the true one. It is a zigzag of Voronoi edges, a vertex per site, so the
-    merged cells are simplified as a coverage (by ``step / 2``) before they cut
-    the piece: the dividing line keeps its real bends (the rim, which comes from
-    the piece, stays exact), and the repaired polygons do not gain thousands
-    of vertices.
+    Written here: GEOS triangulates, but no library cuts a triangulation into
+    the regions nearest each labelled part of a polygon's rim.
     """
-    width = max(width, tol.dust)
-    rim_length = float(shapely.length(piece))
-    step = max(width / 20, rim_length / _SITES, 0.25)
-    # Only the children's parts near the piece matter: a rectangle clip is linear,
-    # and distances to a county's few nearby vertices are cheap.
-    x0, y0, x1, y1 = shapely.bounds(piece)
-    pad = 2 * step + 1.0
-    near = shapely.clip_by_rect(geoms[kids], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    outline = shapely.boundary(piece)
-    rim = shapely.segmentize(outline, step)
-    xy = shapely.get_coordinates(rim)
-    # Where the rim passes from one child to the next, two sites a hair either side
-    # put the dividing line through that very point, not somewhere within a step of it.
-    corners = shapely.points(shapely.get_coordinates(outline))
-    touching = (shapely.distance(corners[None, :], near[:, None]) <= _EPS).sum(axis=0) > 1
-    if touching.any():
-        rings = shapely.get_parts(outline)
-        ring_of = np.argmin(shapely.distance(rings[:, None], corners[touching][None, :]), axis=0)
-        at = shapely.line_locate_point(rings[ring_of], corners[touching])
-        both = np.r_[at - 0.01, at + 0.01] % np.tile(shapely.length(rings[ring_of]), 2)
-        extra = shapely.line_interpolate_point(np.tile(rings[ring_of], 2), both)
-        xy = np.vstack([xy, shapely.get_coordinates(extra)])
-    xy = np.unique(xy, axis=0)  # Voronoi refuses repeated sites
-    points = shapely.points(xy)
-    dist = shapely.distance(points[None, :], near[:, None])
-    label = np.argmin(dist, axis=0)
-    on = dist.min(axis=0) <= _EPS
     fallback = int(kids[np.argmax(length)])
-    present = np.unique(label[on])
+    # Only the children's parts near the piece matter: a rectangle clip is linear.
+    x0, y0, x1, y1 = shapely.bounds(piece)
+    near = shapely.clip_by_rect(geoms[kids], x0 - 1.0, y0 - 1.0, x1 + 1.0, y1 + 1.0)
+    # Rim points every width / 8 make the triangles across a strip short and
+    # upright, so the middles of their edges lie on the strip's midline.
+    step = max(max(width, tol.dust) / 8, float(shapely.length(piece)) / _RIM_POINTS, 0.25)
+    rim = _with_junctions(shapely.segmentize(piece, step), near)
+    xy = np.unique(shapely.get_coordinates(rim), axis=0)
+    nearest = np.argmin(shapely.distance(shapely.points(xy)[None, :], near[:, None]), axis=0)
+    present = np.unique(nearest)
     if len(present) < 2:
         return [(fallback, piece)]
-    cells = shapely.get_parts(
-        shapely.voronoi_polygons(shapely.multipoints(points[on]), extend_to=piece, ordered=True)
-    )
-    owner = label[on]
-    # Clipped to the envelope, a cell can come back as a collection (or empty).
-    mixed = shapely.get_type_id(cells) != 3
-    cells[mixed] = [polygonal(c) for c in cells[mixed]]
-    regions = _merged(cells, owner, present)
-    regions = shapely.coverage_simplify(regions, step / 2, simplify_boundary=False)
-    shares = np.array([polygonal(g) for g in shapely.intersection(piece, regions)], dtype=object)
+    triangles = shapely.get_parts(shapely.delaunay_triangles(shapely.multipoints(xy)))
+    corner = shapely.get_coordinates(triangles).reshape(len(triangles), 4, 2)[:, :3]
+    # Each corner is one of the points: find its label by exact position.
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    flat = corner.reshape(-1, 2)
+    keys = np.lexsort((flat[:, 1], flat[:, 0]))
+    at = np.empty(len(flat), dtype=np.int64)
+    at[keys] = order[np.searchsorted(_rank(xy[order]), _rank(flat[keys]))]
+    cuts = _chordal_cuts(corner, nearest[at].reshape(-1, 3))
+    # The cuts join into dividing lines; simplified by half a step, they and
+    # the piece's own rim (its own vertices) bound the shares.
+    lines = shapely.simplify(shapely.line_merge(shapely.multilinestrings(cuts)), step / 2)
+    cut = shapely.multilinestrings(_reaching(lines, step))
+    edges = shapely.get_parts(shapely.union(shapely.boundary(piece), cut))
+    faces = shapely.get_parts(shapely.polygonize(edges))
+    inner = shapely.point_on_surface(faces)
+    faces, inner = faces[shapely.contains(piece, inner)], inner[shapely.contains(piece, inner)]
+    owner = np.argmin(shapely.distance(inner[None, :], near[:, None]), axis=0)
+    present = np.unique(owner)
+    shares = np.array([shapely.union_all(faces[owner == j]) for j in present])
     frags, which = shapely.get_parts(shares, return_index=True)
     grown = shapely.buffer(frags, _EPS, quad_segs=1)
     touches = shapely.area(shapely.intersection(grown, near[present[which]])) > _EPS * _EPS
@@ -573,21 +566,83 @@ def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Ge
     return out
 
 
-def _merged(cells: np.ndarray, owner: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """The union of the Voronoi cells of each owner in ``present``.
+def _reaching(lines, reach: float) -> np.ndarray:
+    """The parts of ``lines`` with each loose end pushed ``reach`` further on.
 
-    Cells share their edges vertex for vertex, so the coverage union (linear)
-    does it; where clipping the cells to the piece's envelope left edges GEOS
-    cannot node as a coverage it says so, and the overlay union does it instead.
+    A dividing line ends at the middle of a rim segment, on the rim only to
+    within rounding; pushed across it, the overlay cannot miss the crossing.
+    Ends shared by two lines (where three children meet) stay.
     """
-    try:
-        out = np.array([shapely.coverage_union_all(cells[owner == j]) for j in present])
-    except shapely.errors.GEOSException:
-        out = None
-    if out is not None:
-        areas = np.array([shapely.area(cells[owner == j]).sum() for j in present])
-        if (np.abs(shapely.area(out) - areas) > 1e-9 * areas.sum()).any():
-            out = None  # the coverage union dropped or doubled area: not a coverage after all
-    if out is None or not shapely.is_valid(out).all():
-        out = np.array([shapely.union_all(cells[owner == j]) for j in present])
-    return out
+    parts = shapely.get_parts(lines)
+    xy, owner = shapely.get_coordinates(parts, return_index=True)
+    first = np.r_[0, np.flatnonzero(owner[1:] != owner[:-1]) + 1]
+    last = np.r_[first[1:] - 1, len(xy) - 1]
+    ends = np.r_[first, last]
+    _, where, count = np.unique(xy[ends], axis=0, return_inverse=True, return_counts=True)
+    loose = ends[count[where.ravel()] == 1]
+    inward = np.where(np.isin(loose, first), loose + 1, loose - 1)
+    step = xy[loose] - xy[inward]
+    size = np.hypot(*step.T)
+    ok = size > 0
+    xy[loose[ok]] += step[ok] * (reach / size[ok])[:, None]
+    return shapely.linestrings(xy, indices=owner)
+
+
+def _rank(xy: np.ndarray) -> np.ndarray:
+    """Rows of ``xy`` (sorted by x, then y) as one sortable complex key each."""
+    return xy[:, 0] + 1j * xy[:, 1]
+
+
+def _with_junctions(piece, near: np.ndarray, hair: float = 0.01):
+    """``piece`` with a vertex ``hair`` either side of each rim vertex on two or more of ``near``."""
+    count = shapely.get_num_interior_rings(piece)
+    rings = [shapely.get_exterior_ring(piece)]
+    rings += [shapely.get_interior_ring(piece, k) for k in range(count)]
+    out, changed = [], False
+    for ring in rings:
+        xy = shapely.get_coordinates(ring)[:-1]
+        on = shapely.distance(shapely.points(xy)[None, :], near[:, None]) <= _EPS
+        junction = on.sum(axis=0) > 1
+        if not junction.any():
+            out.append(xy)
+            continue
+        changed = True
+        before, after = np.roll(xy, 1, axis=0), np.roll(xy, -1, axis=0)
+        rows: list[np.ndarray] = []
+        for k, point in enumerate(xy):
+            if junction[k]:
+                rows += _towards(point, before[k], hair)
+            rows.append(point)
+            if junction[k]:
+                rows += _towards(point, after[k], hair)
+        out.append(np.array(rows))
+    return shapely.Polygon(out[0], out[1:]) if changed else piece
+
+
+def _towards(point: np.ndarray, other: np.ndarray, hair: float) -> list[np.ndarray]:
+    """The point ``hair`` from ``point`` towards ``other`` (none on a short segment)."""
+    gap = float(np.hypot(*(other - point)))
+    return [point + (other - point) * (hair / gap)] if gap > 3 * hair else []
+
+
+def _chordal_cuts(corner: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Segments cutting triangles (``corner``: T × 3 × 2) between their corners' labels.
+
+    Two labels: from the middle of one edge joining them to the other's; three:
+    from each edge's middle to the centroid. Middles are ``(a + b) / 2`` of an
+    edge's ends, the same bits in both triangles sharing it, so the segments
+    join end to end.
+    """
+    same = label == np.roll(label, -1, axis=1)  # edge k joins corner k and k + 1
+    two = same.sum(axis=1) == 1
+    three = ~same.any(axis=1)
+    t = np.flatnonzero(two)
+    o = (np.argmax(same[t], axis=1) + 2) % 3  # the odd corner, opposite the agreeing edge
+    po, pi, pj = corner[t, o], corner[t, (o + 1) % 3], corner[t, (o + 2) % 3]
+    ends = [np.stack([(po + pi) / 2, (po + pj) / 2], axis=1)]
+    t = np.flatnonzero(three)
+    centre = corner[t].mean(axis=1)
+    for k in range(3):
+        a, b = corner[t, k], corner[t, (k + 1) % 3]
+        ends.append(np.stack([(a + b) / 2, centre], axis=1))
+    return shapely.linestrings(np.concatenate(ends))
