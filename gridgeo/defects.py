@@ -282,8 +282,14 @@ def _with_enough_vertices(geoms: np.ndarray) -> np.ndarray:
     shortest = np.full(len(geoms), np.inf)
     np.minimum.at(shortest, owner[few], shapely.length(rings[few]))
     out = geoms.copy()
-    split = np.isfinite(shortest) & (shortest > 0)
-    out[split] = shapely.segmentize(geoms[split], shortest[split] / 10)
+    split = np.flatnonzero(np.isfinite(shortest) & (shortest > 0))
+    cut = shapely.segmentize(geoms[split], shortest[split] / 10)
+    # New vertices are rounded onto their edges: along a spike's two nearly
+    # touching edges they can cross, and GEOS then "fixes" the result with a
+    # zero buffer (an empty polygon, a lost area). Keep those as they were.
+    before, after = shapely.area(geoms[split]), shapely.area(cut)
+    fine = shapely.is_valid(cut) & (np.abs(after - before) <= 1e-9 * np.abs(before))
+    out[split[fine]] = cut[fine]
     return out
 
 

@@ -192,3 +192,23 @@ def test_a_float_dust_hole_does_not_make_a_wide_piece_dust():
     holed = shapely.Polygon(ring, [speck])
     width = polygon_width(np.array([holed]))[0]
     assert 99 <= width <= 101
+
+
+# Two gap pieces of Bayannur's mixed counties (metric, exact bits): thin spikes
+# whose extra vertices, rounded onto two nearly touching edges, made GEOS's
+# segmentize return an invalid ring (negative area) or, "fixed", an empty one.
+_SPIKES = [
+    "01030000000100000007000000E112ADB173E014419932981F50345141500858A41FDD14412F2E3A1E69"
+    "34514199A0AA9CCBD91441EE3D431D82345141628DC2EB70DC14412314713E6E34514182E005F591E014"
+    "41BCF46BD65034514123C95D7B43E11441D679D6CC42345141E112ADB173E014419932981F50345141",
+    "010300000001000000070000002F056AB45DF41C4116A25063783A51418A251DDD7DF21C41EC6AEE4637"
+    "3A51414EE495CFE8F31C4175BDBC86683A5141E5E377C70EF41C411DB86CAB793A514169063FA847F41C"
+    "41B911312E8C3A51417384C6B76CF31C419DBDF7B9503B51412F056AB45DF41C4116A25063783A5141",
+]
+
+
+def test_spikes_keep_their_width_when_extra_vertices_would_break_them():
+    spikes = shapely.from_wkb(_SPIKES)
+    assert shapely.is_valid(spikes).all()
+    mic = 2 * shapely.length(shapely.maximum_inscribed_circle(spikes, 0.001))
+    np.testing.assert_allclose(polygon_width(spikes), mic, rtol=0.02)

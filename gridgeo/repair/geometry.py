@@ -503,29 +503,28 @@ def _union(geoms: np.ndarray):
 def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Geometry]]:
     """``piece`` split among ``kids`` along it: each place to the nearest child.
 
-    Points along the piece's rim, every ``width / 8``, are labelled by the
-    child nearest each and triangulated (GEOS Delaunay). Each triangle whose
-    corners carry two labels is cut from the middle of one edge joining them
-    to the other's (three labels: each edge's middle to the centroid). The
-    cuts join up into the chordal axis of the rim: down the middle of a strip
-    between two children, where the Voronoi line of ``maup.smart_repair``
-    runs, with one vertex per triangle. Simplified by half a step, these
-    dividing lines and the piece's own rim bound the shares (so the rim keeps
-    its own vertices); each share goes to the child nearest it. Points a
-    hair (1 cm) either side of each place where the rim passes from one child
-    to the next make a line start there. A part touching nobody's polygon
-    goes to the longest border instead.
+    Points along the piece's rim, every ``width / 20``, are labelled by the
+    child nearest each, as ``maup.smart_repair`` labels its Voronoi sites;
+    the line dividing the regions nearest each child is the set of Voronoi
+    edges between differently labelled points. They are read straight off
+    GEOS's Delaunay triangulation of the points (:func:`_voronoi_cuts`)
+    instead of building every cell and merging them. Simplified by half a
+    step, these dividing lines and the piece's own rim bound the shares (so
+    the rim keeps its own vertices); each share goes to the child nearest it.
+    Points a hair (1 cm) either side of each place where the rim passes from
+    one child to the next make a line start there. A part touching nobody's
+    polygon goes to the longest border instead.
 
-    Written here: GEOS triangulates, but no library cuts a triangulation into
-    the regions nearest each labelled part of a polygon's rim.
+    Written here: GEOS triangulates, but neither it nor any library returns
+    only the Voronoi edges between labelled groups of sites.
     """
     fallback = int(kids[np.argmax(length)])
     # Only the children's parts near the piece matter: a rectangle clip is linear.
     x0, y0, x1, y1 = shapely.bounds(piece)
     near = shapely.clip_by_rect(geoms[kids], x0 - 1.0, y0 - 1.0, x1 + 1.0, y1 + 1.0)
-    # Rim points every width / 8 make the triangles across a strip short and
-    # upright, so the middles of their edges lie on the strip's midline.
-    step = max(max(width, tol.dust) / 8, float(shapely.length(piece)) / _RIM_POINTS, 0.25)
+    # Rim points every width / 20: the dividing line stays within step² / (4 width)
+    # of the true one.
+    step = max(max(width, tol.dust) / 20, float(shapely.length(piece)) / _RIM_POINTS, 0.25)
     rim = _with_junctions(shapely.segmentize(piece, step), near)
     xy = np.unique(shapely.get_coordinates(rim), axis=0)
     nearest = np.argmin(shapely.distance(shapely.points(xy)[None, :], near[:, None]), axis=0)
@@ -540,7 +539,8 @@ def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Ge
     keys = np.lexsort((flat[:, 1], flat[:, 0]))
     at = np.empty(len(flat), dtype=np.int64)
     at[keys] = order[np.searchsorted(_rank(xy[order]), _rank(flat[keys]))]
-    cuts = _chordal_cuts(corner, nearest[at].reshape(-1, 3))
+    reach = float(np.hypot(x1 - x0, y1 - y0)) + 1.0
+    cuts = _voronoi_cuts(corner, at.reshape(-1, 3), nearest[at].reshape(-1, 3), reach)
     # The cuts join into dividing lines; simplified by half a step, they and
     # the piece's own rim (its own vertices) bound the shares.
     lines = shapely.simplify(shapely.line_merge(shapely.multilinestrings(cuts)), step / 2)
@@ -588,6 +588,18 @@ def _reaching(lines, reach: float) -> np.ndarray:
     return shapely.linestrings(xy, indices=owner)
 
 
+def _within(point: np.ndarray, middle: np.ndarray, reach: float) -> np.ndarray:
+    """``point`` moved towards ``middle`` (along their line) to at most ``reach`` from it.
+
+    The circumcentre of three nearly collinear rim points lies kilometres
+    off; it stays on its edge's bisector, just no further than the piece needs.
+    """
+    offset = point - middle
+    size = np.hypot(*offset.T)
+    scale = np.where(size > reach, reach / np.maximum(size, 1e-300), 1.0)
+    return middle + offset * scale[:, None]
+
+
 def _rank(xy: np.ndarray) -> np.ndarray:
     """Rows of ``xy`` (sorted by x, then y) as one sortable complex key each."""
     return xy[:, 0] + 1j * xy[:, 1]
@@ -625,24 +637,53 @@ def _towards(point: np.ndarray, other: np.ndarray, hair: float) -> list[np.ndarr
     return [point + (other - point) * (hair / gap)] if gap > 3 * hair else []
 
 
-def _chordal_cuts(corner: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """Segments cutting triangles (``corner``: T × 3 × 2) between their corners' labels.
+def _voronoi_cuts(corner: np.ndarray, vertex: np.ndarray, label: np.ndarray, reach: float):
+    """The Voronoi edges between differently labelled points, from their Delaunay triangles.
 
-    Two labels: from the middle of one edge joining them to the other's; three:
-    from each edge's middle to the centroid. Middles are ``(a + b) / 2`` of an
-    edge's ends, the same bits in both triangles sharing it, so the segments
-    join end to end.
+    ``corner`` (T × 3 × 2) are the triangles, ``vertex`` (T × 3) the point
+    each corner is, ``label`` (T × 3) its child. The Voronoi edge dual to a
+    Delaunay edge joining two labels runs between the circumcentres of the two
+    triangles sharing it (from the one triangle outwards, ``reach`` far, on the
+    hull): together they are the line dividing the regions nearest each
+    child — the merged cells' border, without building the cells.
     """
-    same = label == np.roll(label, -1, axis=1)  # edge k joins corner k and k + 1
-    two = same.sum(axis=1) == 1
-    three = ~same.any(axis=1)
-    t = np.flatnonzero(two)
-    o = (np.argmax(same[t], axis=1) + 2) % 3  # the odd corner, opposite the agreeing edge
-    po, pi, pj = corner[t, o], corner[t, (o + 1) % 3], corner[t, (o + 2) % 3]
-    ends = [np.stack([(po + pi) / 2, (po + pj) / 2], axis=1)]
-    t = np.flatnonzero(three)
-    centre = corner[t].mean(axis=1)
-    for k in range(3):
-        a, b = corner[t, k], corner[t, (k + 1) % 3]
-        ends.append(np.stack([(a + b) / 2, centre], axis=1))
-    return shapely.linestrings(np.concatenate(ends))
+    origin = corner.reshape(-1, 2).mean(axis=0)
+    a, b, c = (corner[:, k] - origin for k in range(3))
+    d = 2 * (a[:, 0] * (b[:, 1] - c[:, 1]) + b[:, 0] * (c[:, 1] - a[:, 1])
+             + c[:, 0] * (a[:, 1] - b[:, 1]))  # fmt: skip
+    sa, sb, sc = (np.einsum("ij,ij->i", p, p) for p in (a, b, c))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = (
+            np.c_[
+                sa * (b[:, 1] - c[:, 1]) + sb * (c[:, 1] - a[:, 1]) + sc * (a[:, 1] - b[:, 1]),
+                sa * (c[:, 0] - b[:, 0]) + sb * (a[:, 0] - c[:, 0]) + sc * (b[:, 0] - a[:, 0]),
+            ]
+            / d[:, None]
+            + origin
+        )
+    flat = ~np.isfinite(centre).all(axis=1)  # collinear corners: use the centroid
+    centre[flat] = corner[flat].mean(axis=1)
+    # Every edge joining two labels, once per triangle: (triangle, k) for edge k -> k + 1.
+    tri, k = np.nonzero(label != np.roll(label, -1, axis=1))
+    ends = np.sort(np.c_[vertex[tri, k], vertex[tri, (k + 1) % 3]], axis=1)
+    order = np.lexsort((ends[:, 1], ends[:, 0]))
+    tri, k, ends = tri[order], k[order], ends[order]
+    pair = np.r_[(ends[1:] == ends[:-1]).all(axis=1), False]
+    first = np.flatnonzero(pair)
+    t, e = tri[first], k[first]
+    middle = (corner[t, e] + corner[t, (e + 1) % 3]) / 2
+    inner = np.stack([_within(centre[t], middle, reach),
+                      _within(centre[tri[first + 1]], middle, reach)], axis=1)  # fmt: skip
+    lone = np.ones(len(tri), dtype=bool)
+    lone[first] = lone[first + 1] = False
+    t, e = tri[lone], k[lone]
+    p, q = corner[t, e], corner[t, (e + 1) % 3]
+    w = corner[t, (e + 2) % 3]
+    normal = np.c_[q[:, 1] - p[:, 1], p[:, 0] - q[:, 0]]
+    middle = (p + q) / 2
+    normal *= np.where(np.einsum("ij,ij->i", normal, middle - w) < 0, -1.0, 1.0)[:, None]
+    normal /= np.maximum(np.hypot(*normal.T), 1e-300)[:, None]
+    outer = np.stack([_within(centre[t], middle, reach), middle + normal * reach], axis=1)
+    segments = np.concatenate([inner, outer])
+    keep = (segments[:, 0] != segments[:, 1]).any(axis=1)
+    return shapely.linestrings(segments[keep])
