@@ -72,7 +72,7 @@ GAINS = ("fill", "move")
 """Actions that add a piece to ``target``."""
 
 _EPS = 0.05  # metres: contact length is measured as area within this of a piece
-_RIM_POINTS = 4000  # at most this many points along a gap's rim (see _split)
+_RIM_POINTS = 2000  # at most this many points along a gap's rim (see _split)
 _NEAR = 0.01  # a remnant of erosion is true when a vertex lies within 1 % of the depth asked
 
 
@@ -525,9 +525,9 @@ def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Ge
     # Rim points every width / 20: the dividing line stays within step² / (4 width)
     # of the true one.
     step = max(max(width, tol.dust) / 20, float(shapely.length(piece)) / _RIM_POINTS, 0.25)
-    rim = _with_junctions(shapely.segmentize(piece, step), near)
+    rim = shapely.segmentize(_with_junctions(piece, near), step)
     xy = np.unique(shapely.get_coordinates(rim), axis=0)
-    nearest = np.argmin(shapely.distance(shapely.points(xy)[None, :], near[:, None]), axis=0)
+    nearest = _nearest(shapely.points(xy), near)
     present = np.unique(nearest)
     if len(present) < 2:
         return [(fallback, piece)]
@@ -549,7 +549,7 @@ def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Ge
     faces = shapely.get_parts(shapely.polygonize(edges))
     inner = shapely.point_on_surface(faces)
     faces, inner = faces[shapely.contains(piece, inner)], inner[shapely.contains(piece, inner)]
-    owner = np.argmin(shapely.distance(inner[None, :], near[:, None]), axis=0)
+    owner = _nearest(inner, near)
     present = np.unique(owner)
     shares = np.array([shapely.union_all(faces[owner == j]) for j in present])
     frags, which = shapely.get_parts(shares, return_index=True)
@@ -598,6 +598,23 @@ def _within(point: np.ndarray, middle: np.ndarray, reach: float) -> np.ndarray:
     size = np.hypot(*offset.T)
     scale = np.where(size > reach, reach / np.maximum(size, 1e-300), 1.0)
     return middle + offset * scale[:, None]
+
+
+def _nearest(points: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Position in ``near`` of the geometry nearest each point.
+
+    Rim points lie on a child's edge: one prepared query finds the children
+    within a hair of each, and only points on none or several are measured
+    against every child.
+    """
+    hold, hit = shapely.STRtree(points).query(near, predicate="dwithin", distance=_EPS)
+    count = np.bincount(hit, minlength=len(points))
+    out = np.zeros(len(points), dtype=np.int64)
+    out[hit[count[hit] == 1]] = hold[count[hit] == 1]
+    doubt = np.flatnonzero(count != 1)
+    if len(doubt):
+        out[doubt] = np.argmin(shapely.distance(points[doubt][None, :], near[:, None]), axis=0)
+    return out
 
 
 def _rank(xy: np.ndarray) -> np.ndarray:
