@@ -29,10 +29,6 @@ import shapely
 
 __all__ = ["Arrangement", "arrangement"]
 
-# Nudges (in units of the face's extent) tried when a face's interior point
-# falls on a dropped shared edge, where counting the polygons around it fails.
-_NUDGES = np.array([(0.0, 0.0), (1e-4, 3e-5), (-3e-5, 1e-4), (-1e-4, -3e-5), (3e-5, -1e-4)])
-
 
 class Arrangement(NamedTuple):
     """Faces of a layer covered by no polygon or by several.
@@ -138,20 +134,19 @@ def _noded(lines: np.ndarray) -> shapely.Geometry:
 def _covering(oriented: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(polygon, face)`` pairs: polygon covers face, judged at one interior point per face.
 
-    The point must not sit on a polygon's edge (a dropped shared edge can
-    cross a face): where "contains" and "intersects" disagree, the point is
-    nudged within its face and asked again.
+    The point must lie inside its face (GEOS's interior point of a thin face
+    can come back on its rim) and on no polygon's edge (a dropped shared edge
+    can cross a face, and counting the polygons around a point on it fails).
+    Where the first point fails either test, points inside the face's
+    triangles (GEOS's constrained Delaunay), largest first, are tried instead.
     """
     point = shapely.point_on_surface(faces)
-    box = shapely.bounds(faces)
-    size = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
     todo = np.arange(len(faces))
     pairs = []
-    for dx, dy in _NUDGES:
+    for attempt in range(_TRIES):
+        if attempt:
+            point[todo] = [_candidate(faces[k], attempt - 1) for k in todo]
         probe = point[todo]
-        if dx or dy:
-            xy = shapely.get_coordinates(probe) + np.c_[dx * size[todo], dy * size[todo]]
-            probe = shapely.points(xy)
         tree = shapely.STRtree(probe)
         hold, hit = tree.query(oriented, predicate="contains")
         _, near = tree.query(oriented, predicate="intersects")
@@ -161,9 +156,28 @@ def _covering(oriented: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
         todo = todo[~clean]
         if not len(todo):
             break
-    if len(todo):  # pragma: no cover - no nudge found a clean point: count the edge's sides
+    if len(todo):  # pragma: no cover - no clean point in a face: count what the last one touches
         hold, hit = shapely.STRtree(point[todo]).query(oriented, predicate="intersects")
         pairs.append((hold, todo[hit]))
     polygon = np.concatenate([p for p, _ in pairs])
     face = np.concatenate([f for _, f in pairs])
     return polygon, face
+
+
+# Interior points tried per face: GEOS's, then one in each of its largest triangles.
+_TRIES = 6
+
+
+def _candidate(face, rank: int) -> shapely.Geometry:
+    """A point inside the ``rank``-th largest triangle of ``face`` (its last, past the end).
+
+    Not the centroid: on a regular lattice that falls on the grid lines. The
+    weights are irrational, so the point lies on no line the corners do not force.
+    """
+    triangles = shapely.get_parts(shapely.constrained_delaunay_triangles(face))
+    order = np.argsort(-shapely.area(triangles), kind="stable")
+    corner = shapely.get_coordinates(triangles[order[min(rank, len(order) - 1)]])[:3]
+    return shapely.Point(_WEIGHTS @ corner)
+
+
+_WEIGHTS = np.array([np.sqrt(2) - 1, 1 / np.pi, 2 - np.sqrt(2) - 1 / np.pi])
