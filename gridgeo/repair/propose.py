@@ -317,21 +317,26 @@ def apply(
                 edits[name][change.position] = (change.code, change.parent)
                 for lv, j, code, parent in change.descendants:
                     edits[lv][j] = (code, parent)
-    lookup = _Lookup(system, metric)
+    composed = {}
     for name in config.level_names:
-        frame = frames[name]
         rows = [
             r for r in by_level.get(name, []) if not isinstance(proposal._changes[r][1], Recode)
         ]
-        if not rows and not edits[name]:
+        if rows:
+            composed[name] = _composed(proposal, name, rows)
+    around = np.array([g for geoms in composed.values() for g in geoms.values()], dtype=object)
+    lookup = _Lookup(system, metric, proposal._metric, around)
+    for name in config.level_names:
+        frame = frames[name]
+        if name not in composed and not edits[name]:
             out[name] = frame
             continue
         frame = frame.copy()
         for j, (code, parent) in edits[name].items():
             frame.iloc[j, frame.columns.get_loc("code")] = code
             frame.iloc[j, frame.columns.get_loc("parent_code")] = parent
-        if rows:
-            geoms = _composed(proposal, name, rows)
+        if name in composed:
+            geoms = composed[name]
             positions = np.array(sorted(geoms))
             new = lookup.back(np.array([geoms[p] for p in positions], dtype=object))
             values = frame.geometry.to_numpy().copy()
@@ -618,15 +623,18 @@ class _Lookup:
     repair cut an edge) is projected back.
     """
 
-    def __init__(self, system: GridSystem, metric: CRS) -> None:
-        names = system.config.level_names
-        stored = np.vstack([shapely.get_coordinates(system[n].geometry.to_numpy()) for n in names])
+    def __init__(self, system: GridSystem, metric: CRS, prepared: dict, around: np.ndarray):
+        # Only polygons whose boxes meet a repaired polygon's can lend it a vertex.
+        near = {
+            n: np.unique(shapely.STRtree(prepared[n]).query(around)[1])
+            for n in system.config.level_names
+        }
+        geoms = [system[n].geometry.to_numpy()[k] for n, k in near.items() if len(k)]
+        geoms = np.concatenate(geoms) if geoms else np.empty(0, dtype=object)
+        stored = shapely.get_coordinates(geoms).reshape(-1, 2)
         plain = shapely.get_coordinates(project(shapely.multipoints(stored), system.crs, metric,
-                                                spacing=None))  # fmt: skip
-        dense = np.vstack([
-            shapely.get_coordinates(project(system[n].geometry.to_numpy(), system.crs, metric))
-            for n in names
-        ])  # fmt: skip
+                                                spacing=None)).reshape(-1, 2)  # fmt: skip
+        dense = shapely.get_coordinates(project(geoms, system.crs, metric)).reshape(-1, 2)
         keys = pd.MultiIndex.from_arrays([np.r_[plain[:, 0], dense[:, 0]],
                                           np.r_[plain[:, 1], dense[:, 1]]])  # fmt: skip
         first = ~keys.duplicated()
