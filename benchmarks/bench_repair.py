@@ -1,6 +1,6 @@
 """Benchmark the repair against maup.smart_repair and raw shapely.coverage_clean.
 
-Run from the repository root (one run, under a minute on 2 cores; maup is
+Run from the repository root (one run, about two minutes on 2 cores; maup is
 the optional ``bench`` extra)::
 
     PYTHONPATH=. python benchmarks/bench_repair.py > benchmarks/results/bench_repair.txt
@@ -18,7 +18,10 @@ Three inputs, each repaired by all three tools:
 
 gridgeo: ``propose_repair`` + ``apply(accept="all")`` on the whole system
 (every level, nested). maup: ``smart_repair`` nested in the parents
-(``nest_within_regions``). GEOS: ``coverage_clean`` of the made-valid
+(``nest_within_regions``); on the dirty demo both the grid level alone (nested
+in the towns) and every level below the root, each nested in maup's repair of
+the level above — the same job as gridgeo's, and the ratio the target is
+judged on. GEOS: ``coverage_clean`` of the made-valid
 polygons with ``gap_width`` = the defect tolerance (10 m: wider gaps are real
 disagreements) and the default snapping distance (never 0, GEOS#1525).
 
@@ -88,6 +91,24 @@ def run_maup(frame: gpd.GeoDataFrame, regions: gpd.GeoDataFrame | None):
         warnings.simplefilter("ignore")
         t, out = timed(lambda: maup.smart_repair(frame, nest_within_regions=regions))
     return t, out.geometry.to_numpy()
+
+
+def run_maup_levels(system: GridSystem, metric):
+    """maup doing gridgeo's whole job: each level repaired nested in maup's repair of the one above.
+
+    Returns the summed time, the time per level and the repaired layers (metric).
+    """
+    if maup is None:
+        return None, {}, {}
+    names = system.config.level_names
+    parent = system[names[0]].to_crs(metric)[["geometry"]]
+    times, layers = {}, {}
+    for name in names[1:]:
+        frame = system[name].to_crs(metric)[["code", "parent_code", "geometry"]]
+        t, geoms = run_maup(frame, parent)
+        times[name], layers[name] = t, geoms
+        parent = gpd.GeoDataFrame(geometry=geoms, crs=metric)
+    return sum(times.values()), times, layers
 
 
 def run_clean(geoms: np.ndarray):
@@ -173,11 +194,20 @@ def part2() -> None:
     towns = dirty["town"].to_crs(metric)
     t_m, got_m = run_maup(frame[["code", "parent_code", "geometry"]], towns)
     ok_m = restored(got_m, clean, groups, areas) if got_m is not None else None
+    # The same job as gridgeo's: every level, each nested in the repaired level above.
+    t_all, per_level, layers = run_maup_levels(dirty, metric)
+    ok_all = restored(layers["grid"], clean, groups, areas) if layers else None
     t_c, got_c = run_clean(frame.geometry.to_numpy())
     ok_c = restored(got_c, clean, groups, areas)
     left = check_system(fixed, dual=False).errors
     report_rows("Results", t_gg, ok_gg.sum(), t_m, None if ok_m is None else ok_m.sum(), t_c,
                 ok_c.sum(), len(groups), (f"{left} errors left", "nested in towns", ""))  # fmt: skip
+    if t_all is not None:
+        say(f"maup.smart_repair on every level, each nested in its repaired parent (gridgeo's "
+            f"job): {t_all:.1f} s ("
+            + ", ".join(f"{n} {t:.2f} s" for n, t in per_level.items())
+            + f"), restored {int(ok_all.sum())}/{len(groups)} at grid level: "
+            f"{t_all / t_gg:.1f}× gridgeo's time")  # fmt: skip
     say(f"gridgeo: propose {t_prop:.3f} s + apply {t_apply:.3f} s = {t_gg:.3f} s "
         f"(target < 1 s: {'met' if t_gg < 1 else 'NOT met'}); the check alone takes "
         f"{timed(lambda: check_system(dirty, dual=False))[0]:.3f} s")  # fmt: skip
@@ -193,7 +223,8 @@ def part2() -> None:
         f"default; not by default: "
         + "; ".join(f"{r.kind} {r.area_m2:,.0f} m² ({r.reason})"
                     for r in audit[~audit['accepted']].itertuples()))  # fmt: skip
-    summary["part2"] = (t_gg, t_m, ok_gg.sum(), None if ok_m is None else ok_m.sum())
+    summary["part2 grid level"] = (t_gg, t_m, ok_gg.sum(), None if ok_m is None else ok_m.sum())
+    summary["part2"] = (t_gg, t_all, ok_gg.sum(), None if ok_all is None else ok_all.sum())
 
 
 # -- 3. a real, defect-rich layer -----------------------------------------------------
@@ -234,12 +265,16 @@ def part3() -> None:
     t_m, got_m = run_maup(frame, parent)
     t_c, got_c = run_clean(frame.geometry.to_numpy())
 
-    def errors(geoms):
+    def count(geoms) -> int | None:
         if geoms is None:
-            return "—"
+            return None
         layer = gpd.GeoDataFrame({"code": mixed["code"]}, geometry=geoms, crs=metric)
         d = check_layer(layer, within=parent, id="code").defects
-        return f"{int((d['severity'] == 'error').sum())} errors"
+        return int((d["severity"] == "error").sum())
+
+    def errors(geoms):
+        n = count(geoms)
+        return "—" if n is None else f"{n} errors"
 
     rows = [["gridgeo propose + apply(all)", secs(t_gg), f"{after.errors} errors", "1.0×",
              f"{len(proposal.audit)} audit rows"],
@@ -257,6 +292,9 @@ def part3() -> None:
         f"warnings left: {left_warnings}; re-proposing on the repaired layer: "
         f"{len(again)} rows (idempotent: {'yes' if len(again) == 0 else 'NO'})")  # fmt: skip
     say("\ngridgeo audit by kind:\n" + by.to_string())
+    left_m = count(got_m)
+    # "restored" here: minus the errors left, so fewer errors compare as more restored
+    summary["part3"] = (t_gg, t_m, -after.errors, None if left_m is None else -left_m)
 
 
 summary: dict = {}
@@ -269,9 +307,16 @@ if __name__ == "__main__":
     part2()
     part3()
     say("\n" + "=" * 78 + "\nRatios (maup.smart_repair time / gridgeo time)\n" + "=" * 78)
-    for key, label in (("part1", "900-grid layer"), ("part2", "dirty demo")):
+    for key, label in (
+        ("part1", "900-grid layer"),
+        ("part2", "dirty demo, every level (the same job)"),
+        ("part2 grid level", "dirty demo, maup on the grid level only (less work than gridgeo's)"),
+        ("part3", "Bayannur's counties (one level, nested in the outline)"),
+    ):
         t_gg, t_m, r_gg, r_m = summary[key]
         if t_m is not None:
             verdict = "met" if t_m / t_gg >= 20 and r_gg >= r_m else "NOT met"
-            say(f"{label}: {t_m / t_gg:.1f}× faster, restored {r_gg} vs {r_m} "
+            score = (f"errors left {-r_gg} vs {-r_m}" if key == "part3"
+                     else f"restored {r_gg} vs {r_m}")  # fmt: skip
+            say(f"{label}: {t_m / t_gg:.1f}× faster, {score} "
                 f"(target ≥ 20× with equal or better restoration: {verdict})")  # fmt: skip
