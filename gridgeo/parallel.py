@@ -9,12 +9,13 @@ independently of the others, so the result does not depend on the chunking.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["WORKERS", "chunked"]
+__all__ = ["WORKERS", "chunked", "started"]
 
 WORKERS = max(1, min(os.cpu_count() or 1, 8))
 """Threads :func:`chunked` uses: the machine's cores, at most 8."""
@@ -47,3 +48,23 @@ def chunked(func: Callable[..., np.ndarray], *arrays: np.ndarray, min_chunk: int
     for rows, result in zip(slices, results, strict=True):
         out[rows] = result
     return out
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def started(func: Callable, *args) -> Future:
+    """``func(*args)`` started on a background thread; ``.result()`` waits for it.
+
+    For one long GEOS call that needs nothing from the work done meanwhile
+    (coverage validation while the overlaps are measured).
+
+    >>> started(sum, [1, 2, 3]).result()
+    6
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="gridgeo")
+    return _POOL.submit(func, *args)

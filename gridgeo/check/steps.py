@@ -26,6 +26,7 @@ from gridgeo.check.faces import arrangement
 from gridgeo.config import Coverage, Tolerances
 from gridgeo.crs import CHINA_BOUNDS, gcj02_to_wgs84, transformer, wgs84_to_gcj02
 from gridgeo.defects import polygon_width
+from gridgeo.parallel import started
 
 POLYGONAL = (3, 6)  # shapely type ids of Polygon and MultiPolygon
 _LOCATION = re.compile(r"\[\s*([-+\d.eE]+)\s+([-+\d.eE]+)")
@@ -144,11 +145,16 @@ def topology(
         left, right = left[keep], right[keep]
     else:
         left = right = _EMPTY
-    edges = _invalid_edges(repaired, usable)
-    flagged = ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
+    plain = holes and (parents is None or parent is None)
+    # GEOS coverage validation runs beside the plain layer's arrangement (it
+    # only names the edge mismatches at the end); the other paths need it first.
+    validation = started(_invalid_edges, repaired, usable)
+    if not plain:
+        edges = validation.result()
+        flagged = ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
     out: list[Finding] = []
     gaps = outside = np.empty(0, dtype=object)
-    if holes and (parents is None or parent is None):
+    if plain:
         # A plain layer: one arrangement of its mismatched linework gives the
         # holes of its union and its overlaps at once (see faces.py).
         faces = arrangement(repaired)
@@ -167,6 +173,9 @@ def topology(
         out += gap_list + outs
         gaps = np.array([f.geometry for f in gap_list], dtype=object)
         outside = np.array([f.geometry for f in outs], dtype=object)
+    if plain:
+        edges = validation.result()
+        flagged = ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
     found = [f.geometry for f in out]
     out += _multipart(repaired, usable, tol)
     if coverage is not Coverage.ROOT:
@@ -246,13 +255,18 @@ def _gaps(repaired, matched, inside, parents, parent, coverage, tol) -> list[Fin
 def _name_gaps(pieces, owner_key, repaired, usable, parents, tol) -> list[Finding]:
     """Gap and sliver findings for gap ``pieces``, named by the children along their edge."""
     pieces = np.array([polygonal(g) for g in pieces], dtype=object)
+    # Which children border each piece (contact length along the piece's edge),
+    # measured beside the widths; dust pieces are dropped from both after.
+    touching = started(_contact, pieces, repaired)
     width = polygon_width(pieces)
     wide = width > tol.dust
+    pi, ci, contact = touching.result()
+    renumber = np.cumsum(wide) - 1
+    keep = wide[pi]
+    pi, ci, contact = renumber[pi[keep]], ci[keep], contact[keep]
     pieces, owner_key, width = pieces[wide], owner_key[wide], width[wide]
     if not len(pieces):
         return []
-    # Which children border each piece: contact length along the piece's edge.
-    pi, ci, contact = _contact(pieces, repaired)
     perimeter = shapely.length(pieces)
     near = (contact >= np.maximum(tol.sliver, 0.05 * perimeter[pi])) & usable[ci]
     near &= parents[ci] == owner_key[pi]  # the parent's own children
