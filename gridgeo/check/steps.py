@@ -158,10 +158,15 @@ def topology(
         # A plain layer: one arrangement of its mismatched linework gives the
         # holes of its union and its overlaps at once (see faces.py).
         faces = arrangement(repaired)
-        out += _overlap_findings(faces.overlaps, faces.makers, tol)
-        key = np.full(len(faces.gaps), "", dtype=object)
+        # One width call for both kinds of piece keeps both cores busy longer.
+        gaps = np.array([polygonal(g) for g in faces.gaps], dtype=object)
+        touching = started(_contact, gaps, repaired)
+        width = polygon_width(np.r_[gaps, faces.overlaps])
+        out += _overlap_findings(faces.overlaps, faces.makers, tol, width[len(gaps) :])
+        key = np.full(len(gaps), "", dtype=object)
         nobody = np.full(len(repaired), "", dtype=object)
-        gap_list = _name_gaps(faces.gaps, key, repaired, usable, nobody, tol)
+        gap_list = _name_gaps(gaps, key, repaired, usable, nobody, tol,
+                              width=width[: len(gaps)], touching=touching)  # fmt: skip
         out += gap_list
         gaps = np.array([f.geometry for f in gap_list], dtype=object)
     else:
@@ -204,9 +209,9 @@ def _overlaps(repaired, flagged, left, right, tol) -> list[Finding]:
     return _overlap_findings(pieces, list(np.c_[a[pair], b[pair]]), tol)
 
 
-def _overlap_findings(pieces, makers, tol) -> list[Finding]:
+def _overlap_findings(pieces, makers, tol, width=None) -> list[Finding]:
     """Overlap (or, narrower than the sliver tolerance, sliver) findings; dust is dropped."""
-    width = polygon_width(pieces)
+    width = polygon_width(pieces) if width is None else width
     out = []
     for k in np.flatnonzero(width > tol.dust):
         sliver = width[k] < tol.sliver
@@ -252,13 +257,20 @@ def _gaps(repaired, matched, inside, parents, parent, coverage, tol) -> list[Fin
     return _name_gaps(pieces, wanted[owner], repaired, usable, parents, tol)
 
 
-def _name_gaps(pieces, owner_key, repaired, usable, parents, tol) -> list[Finding]:
-    """Gap and sliver findings for gap ``pieces``, named by the children along their edge."""
+def _name_gaps(
+    pieces, owner_key, repaired, usable, parents, tol, *, width=None, touching=None
+) -> list[Finding]:
+    """Gap and sliver findings for gap ``pieces``, named by the children along their edge.
+
+    ``width`` (the pieces' widths) and ``touching`` (a started :func:`_contact`
+    of the pieces) may come from the caller.
+    """
     pieces = np.array([polygonal(g) for g in pieces], dtype=object)
     # Which children border each piece (contact length along the piece's edge),
     # measured beside the widths; dust pieces are dropped from both after.
-    touching = started(_contact, pieces, repaired)
-    width = polygon_width(pieces)
+    if touching is None:
+        touching = started(_contact, pieces, repaired)
+    width = polygon_width(pieces) if width is None else width
     wide = width > tol.dust
     pi, ci, contact = touching.result()
     renumber = np.cumsum(wide) - 1
