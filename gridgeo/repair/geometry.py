@@ -525,9 +525,7 @@ def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Ge
     # Rim points every width / 20: the dividing line stays within step² / (4 width)
     # of the true one.
     step = max(max(width, tol.dust) / 20, float(shapely.length(piece)) / _RIM_POINTS, 0.25)
-    rim = shapely.segmentize(_with_junctions(piece, near), step)
-    xy = np.unique(shapely.get_coordinates(rim), axis=0)
-    nearest = _nearest(shapely.points(xy), near)
+    xy, nearest = _rim_points(_with_junctions(piece, near), near, step)
     present = np.unique(nearest)
     if len(present) < 2:
         return [(fallback, piece)]
@@ -598,6 +596,34 @@ def _within(point: np.ndarray, middle: np.ndarray, reach: float) -> np.ndarray:
     size = np.hypot(*offset.T)
     scale = np.where(size > reach, reach / np.maximum(size, 1e-300), 1.0)
     return middle + offset * scale[:, None]
+
+
+def _rim_points(piece, near: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points every ``step`` along ``piece``'s rim, each with the position in ``near`` nearest it.
+
+    A rim segment lies along one child (the overlay cut it at every vertex),
+    so its middle's label is every point's on it; only the points of segments
+    along no child, or several (an inlet's mouth, a junction), are measured
+    one by one. The points are cut in numpy, without a geometry each.
+    """
+    rings = shapely.get_rings(piece)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])
+    a, b = xy[seg], xy[seg + 1]
+    pieces = np.maximum(np.ceil(np.hypot(*(b - a).T) / step), 1).astype(np.int64)
+    owner = np.repeat(np.arange(len(seg)), pieces)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    points = a[owner] + (b - a)[owner] * (k / pieces[owner])[:, None]
+    middle = shapely.points((a + b) / 2)
+    hold, hit = shapely.STRtree(middle).query(near, predicate="dwithin", distance=_EPS)
+    count = np.bincount(hit, minlength=len(seg))
+    label = np.full(len(seg), -1, dtype=np.int64)
+    label[hit[count[hit] == 1]] = hold[count[hit] == 1]
+    out = label[owner]
+    doubt = np.flatnonzero(out < 0)
+    if len(doubt):
+        out[doubt] = _nearest(shapely.points(points[doubt]), near)
+    return points, out
 
 
 def _nearest(points: np.ndarray, near: np.ndarray) -> np.ndarray:
