@@ -225,19 +225,25 @@ def repair_level(
     changes += _give(current, has, codes, tol, rule, votes, homes)
     current = _applied(geoms, changes, tol)
     changes += _fill(current, parent_of, mothers, has, coverage, tol, fill)
-    # Refuse what would leave a polygon empty or newly in pieces, then recompose.
+    # Refuse what would leave a polygon empty or newly in pieces, then recompose
+    # (only when something was refused: composing a county costs its vertices).
     final = _applied(geoms, changes, tol)
-    for i in _broken(geoms, final, changes, tol):
+    broken = _broken(geoms, final, changes, tol)
+    for i in broken:
         _refuse_greedily(i, geoms[i], changes, tol)
-    final = _applied(geoms, changes, tol)
-    for i in _broken(geoms, final, changes, tol):  # what the fills alone break
-        for c in changes:
-            if not c.refused and (c.source == i or c.target == i):
-                c.refused = "would split the polygon into pieces"
+    if broken:
+        final = _applied(geoms, changes, tol)
+        for i in _broken(geoms, final, changes, tol):  # what the fills alone break
+            for c in changes:
+                if not c.refused and (c.source == i or c.target == i):
+                    c.refused = "would split the polygon into pieces"
+    refused = sum(bool(c.refused) for c in changes)
     for c in changes:  # a change goes with the changes it needs (they come first)
         if not c.refused and any(n.refused for n in c.needs):
             c.refused = "needs a change that is refused"
-    return changes, _applied(geoms, changes, tol)
+    if broken or sum(bool(c.refused) for c in changes) > refused:
+        final = _applied(geoms, changes, tol)
+    return changes, final
 
 
 def _broken(geoms, final, changes, tol) -> list[int]:
