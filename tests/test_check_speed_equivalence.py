@@ -102,7 +102,7 @@ def test_gap_areas_equal_plain_geos(side, wall, inner, core):
     spacing=st.floats(0.7, 300),
 )
 def test_contact_is_the_length_each_child_shares_with_the_piece(cuts, band, spacing):
-    from gridgeo.check.steps import _contact
+    from gridgeo.check.steps import contact_lengths
 
     # Strips above a gap band: each strip borders the band along its bottom
     # edge, drawn with its own extra vertices; a far strip touches nothing.
@@ -112,7 +112,7 @@ def test_contact_is_the_length_each_child_shares_with_the_piece(cuts, band, spac
     children = np.array([*strips, shapely.box(0, 600, 1000, 700)])
     # The piece as an overlay returns it: cut at every child vertex along its edge.
     piece = shapely.difference(shapely.box(0, 0, 1000, 500), shapely.union_all(strips))
-    p, c, length = _contact(np.array([piece]), children)
+    p, c, length = contact_lengths(np.array([piece]), children)
     assert set(p) == {0} and len(c) == len(strips) and c.max() < len(strips)
     np.testing.assert_allclose(length[np.argsort(c)], np.diff(x), rtol=1e-9)
 

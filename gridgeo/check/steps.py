@@ -160,7 +160,7 @@ def topology(
         faces = arrangement(repaired)
         # One width call for both kinds of piece keeps both cores busy longer.
         gaps = np.array([polygonal(g) for g in faces.gaps], dtype=object)
-        touching = started(_contact, gaps, repaired)
+        touching = started(contact_lengths, gaps, repaired)
         width = polygon_width(np.r_[gaps, faces.overlaps])
         out += _overlap_findings(faces.overlaps, faces.makers, tol, width[len(gaps) :])
         key = np.full(len(gaps), "", dtype=object)
@@ -262,14 +262,14 @@ def _name_gaps(
 ) -> list[Finding]:
     """Gap and sliver findings for gap ``pieces``, named by the children along their edge.
 
-    ``width`` (the pieces' widths) and ``touching`` (a started :func:`_contact`
+    ``width`` (the pieces' widths) and ``touching`` (a started :func:`contact_lengths`
     of the pieces) may come from the caller.
     """
     pieces = np.array([polygonal(g) for g in pieces], dtype=object)
     # Which children border each piece (contact length along the piece's edge),
     # measured beside the widths; dust pieces are dropped from both after.
     if touching is None:
-        touching = started(_contact, pieces, repaired)
+        touching = started(contact_lengths, pieces, repaired)
     width = polygon_width(pieces) if width is None else width
     wide = width > tol.dust
     pi, ci, contact = touching.result()
@@ -295,13 +295,22 @@ def _name_gaps(
     return out
 
 
-def _contact(pieces: np.ndarray, geoms: np.ndarray, eps: float = 0.05):
+def contact_lengths(pieces: np.ndarray, geoms: np.ndarray, eps: float = 0.05):
     """``(piece, geom, length)``: how much of each piece's edge runs along each of ``geoms``.
 
     A piece's edge is made of its polygons' edges (an overlay or a noding
     cuts them at every vertex), so each segment runs along one neighbour: it
     counts for every geometry within ``eps`` of its middle. The tree holds the
     middles, so each geometry is prepared once and asked about many points.
+
+    A gap between a square below and one above that starts 2 m in (its rim,
+    as an overlay returns it, has a vertex where the square above begins):
+
+    >>> gap = shapely.Polygon([(0, 0), (10, 0), (10, 2), (2, 2), (0, 2)])
+    >>> below, above = shapely.box(0, -10, 10, 0), shapely.box(2, 2, 12, 12)
+    >>> piece, geom, length = contact_lengths(np.array([gap]), np.array([below, above]))
+    >>> geom.tolist(), length.round(2).tolist()
+    ([0, 1], [10.0, 8.0])
     """
     parts, part_owner = shapely.get_parts(pieces, return_index=True)
     rings, ring_owner = shapely.get_rings(parts, return_index=True)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from gridgeo.check.steps import interiors, polygonal
+from gridgeo.check.steps import contact_lengths, interiors, polygonal
 from gridgeo.config import Coverage, Tolerances
 from gridgeo.defects import polygon_width, without_dust_holes
 
@@ -463,11 +463,9 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
         return []
     parent = np.array(todo)[owner]
     # The children along each piece, and how long a border each shares with it.
-    grown = shapely.buffer(pieces, _EPS, quad_segs=2)
-    pi, ci = shapely.STRtree(geoms).query(grown, predicate="intersects")
+    pi, ci, contact = contact_lengths(pieces, geoms, _EPS)
     mine = has[ci] & (parent_of[ci] == parent[pi])
-    pi, ci = pi[mine], ci[mine]
-    contact = shapely.area(shapely.intersection(grown[pi], geoms[ci])) / _EPS
+    pi, ci, contact = pi[mine], ci[mine], contact[mine]
     touch = contact > 0
     pi, ci, contact = pi[touch], ci[touch], contact[touch]
     out = []
