@@ -328,14 +328,24 @@ def rebalance(
             "unknown",
             tuple(unknown),
         )
+
+    def rescoped(plan: Plan) -> _Search:
+        # after a resize the search covers every grid of the towns again
+        return _Search(
+            plan, _scope(plan, towns), households, per_worker, locked, keep_villages, seed
+        )
+
+    def settled(search: _Search):
+        # run the moves: (whether the budget ran out, the splits still wanted)
+        stopped = search.run(max_moved)
+        return stopped, search.local_proposals() if not stopped else proposals.iloc[:0]
+
     original = plan
     search = _Search(plan, keep, households, per_worker, locked, keep_villages, seed)
     proposals = search.proposals()
     if resize and len(proposals):
         plan = _resize(plan, proposals, by)
-        search = _Search(
-            plan, _scope(plan, towns), households, per_worker, locked, keep_villages, seed
-        )
+        search = rescoped(plan)
     if resize:
         # a grid more than a whole window over gets new grids first: passing that many
         # households through its neighbours would move more of them than a split does
@@ -343,24 +353,18 @@ def rebalance(
         if len(heavy):
             plan = _resize(plan, heavy, by)
             proposals = pd.concat([proposals, heavy], ignore_index=True)
-            search = _Search(
-                plan, _scope(plan, towns), households, per_worker, locked, keep_villages, seed
-            )
+            search = rescoped(plan)
     problems = search.infeasible()
-    stopped = search.run(max_moved)
-    local = search.local_proposals() if not stopped else proposals.iloc[:0]
+    stopped, local = settled(search)
     for _ in range(RESIZE_ROUNDS if resize else 0):
         if not len(local):
             break
         # splits of the grids no transfer could relieve, then start again from there
         plan = _resize(plan, local, by)
         proposals = pd.concat([proposals, local], ignore_index=True)
-        search = _Search(
-            plan, _scope(plan, towns), households, per_worker, locked, keep_villages, seed
-        )
+        search = rescoped(plan)
         problems = search.infeasible()
-        stopped = search.run(max_moved)
-        local = search.local_proposals() if not stopped else proposals.iloc[:0]
+        stopped, local = settled(search)
     search.polish()
     index = {c: k for k, c in enumerate(search.codes)}
     base = np.fromiter((index.get(c, -1) for c in original.workload), np.int64, len(search.lab))
