@@ -42,6 +42,7 @@ import shapely
 from gridgeo.check.steps import contact_lengths, interiors, polygonal
 from gridgeo.config import Coverage, Tolerances
 from gridgeo.defects import polygon_width, without_dust_holes
+from gridgeo.repair.split import split_pieces
 
 __all__ = [
     "FILLS",
@@ -72,7 +73,6 @@ GAINS = ("fill", "move")
 """Actions that add a piece to ``target``."""
 
 _EPS = 0.05  # metres: contact length is measured as area within this of a piece
-_RIM_POINTS = 2000  # at most this many points along a gap's rim (see _split)
 _NEAR = 0.01  # a remnant of erosion is true when a vertex lies within 1 % of the depth asked
 
 
@@ -468,7 +468,8 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
     pi, ci, contact = pi[mine], ci[mine], contact[mine]
     touch = contact > 0
     pi, ci, contact = pi[touch], ci[touch], contact[touch]
-    out = []
+    out: dict[int, list[Change]] = {}  # per piece, in the pieces' order
+    splits: list[tuple[int, np.ndarray, int, dict]] = []
     for k, piece in enumerate(pieces):
         along = pi == k
         kids, length = ci[along], contact[along]
@@ -484,15 +485,21 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
         kind = "sliver" if width[k] < tol.sliver else "gap"
         split = len(kids) > 1 and (fill == "split" or (fill == "auto" and kind == "gap"))
         params = {"neighbours": len(kids)}
-        if not split:
-            best = int(kids[np.argmax(length)])
-            out.append(Change(kind, "fill", "longest_border", -1, best, piece, float(width[k]),
-                              float(shapely.area(piece)), params))  # fmt: skip
+        best = int(kids[np.argmax(length)])
+        if split:
+            splits.append((k, kids, best, params))
             continue
-        for who, part in _split(piece, width[k], kids, length, geoms, tol):
-            out.append(Change(kind, "fill", "split", -1, int(who), part, float(width[k]),
-                              float(shapely.area(part)), params))  # fmt: skip
-    return out
+        out[k] = [Change(kind, "fill", "longest_border", -1, best, piece, float(width[k]),
+                         float(shapely.area(piece)), params)]  # fmt: skip
+    if splits:
+        which = np.array([k for k, *_ in splits])
+        shares = split_pieces(pieces[which], [kids for _, kids, *_ in splits],
+                              np.array([best for _, _, best, _ in splits]), geoms, _EPS)  # fmt: skip
+        for (k, _, _, params), parts in zip(splits, shares, strict=True):
+            kind = "sliver" if width[k] < tol.sliver else "gap"
+            out[k] = [Change(kind, "fill", "split", -1, int(who), part, float(width[k]),
+                             float(shapely.area(part)), params) for who, part in parts]  # fmt: skip
+    return [c for k in sorted(out) for c in out[k]]
 
 
 def _union(geoms: np.ndarray):
@@ -502,235 +509,3 @@ def _union(geoms: np.ndarray):
         if (shapely.is_empty(edges) | shapely.is_missing(edges)).all():
             return shapely.coverage_union_all(geoms)
     return shapely.union_all(geoms)
-
-
-def _split(piece, width, kids, length, geoms, tol) -> list[tuple[int, shapely.Geometry]]:
-    """``piece`` split among ``kids`` along it: each place to the nearest child.
-
-    Points along the piece's rim, every ``width / 20``, are labelled by the
-    child nearest each, as ``maup.smart_repair`` labels its Voronoi sites;
-    the line dividing the regions nearest each child is the set of Voronoi
-    edges between differently labelled points. They are read straight off
-    GEOS's Delaunay triangulation of the points (:func:`_voronoi_cuts`)
-    instead of building every cell and merging them. Simplified by half a
-    step, these dividing lines and the piece's own rim bound the shares (so
-    the rim keeps its own vertices); each share goes to the child nearest it.
-    Points a hair (1 cm) either side of each place where the rim passes from
-    one child to the next make a line start there. A part touching nobody's
-    polygon goes to the longest border instead.
-
-    Written here: GEOS triangulates, but neither it nor any library returns
-    only the Voronoi edges between labelled groups of sites.
-    """
-    fallback = int(kids[np.argmax(length)])
-    # Only the children's parts near the piece matter: a rectangle clip is linear.
-    x0, y0, x1, y1 = shapely.bounds(piece)
-    near = shapely.clip_by_rect(geoms[kids], x0 - 1.0, y0 - 1.0, x1 + 1.0, y1 + 1.0)
-    # Rim points every width / 20: the dividing line stays within step² / (4 width)
-    # of the true one.
-    step = max(max(width, tol.dust) / 20, float(shapely.length(piece)) / _RIM_POINTS, 0.25)
-    xy, nearest = _rim_points(_with_junctions(piece, near), near, step)
-    present = np.unique(nearest)
-    if len(present) < 2:
-        return [(fallback, piece)]
-    triangles = shapely.get_parts(shapely.delaunay_triangles(shapely.multipoints(xy)))
-    corner = shapely.get_coordinates(triangles).reshape(len(triangles), 4, 2)[:, :3]
-    # Each corner is one of the points: find its label by exact position.
-    order = np.lexsort((xy[:, 1], xy[:, 0]))
-    flat = corner.reshape(-1, 2)
-    keys = np.lexsort((flat[:, 1], flat[:, 0]))
-    at = np.empty(len(flat), dtype=np.int64)
-    at[keys] = order[np.searchsorted(_rank(xy[order]), _rank(flat[keys]))]
-    reach = float(np.hypot(x1 - x0, y1 - y0)) + 1.0
-    cuts = _voronoi_cuts(corner, at.reshape(-1, 3), nearest[at].reshape(-1, 3), reach)
-    # The cuts join into dividing lines; simplified by half a step, they and
-    # the piece's own rim (its own vertices) bound the shares.
-    lines = shapely.simplify(shapely.line_merge(shapely.multilinestrings(cuts)), step / 2)
-    cut = shapely.multilinestrings(_reaching(lines, step))
-    edges = shapely.get_parts(shapely.union(shapely.boundary(piece), cut))
-    faces = shapely.get_parts(shapely.polygonize(edges))
-    inner = shapely.point_on_surface(faces)
-    faces, inner = faces[shapely.contains(piece, inner)], inner[shapely.contains(piece, inner)]
-    owner = _nearest(inner, near)
-    present = np.unique(owner)
-    shares = np.array([shapely.union_all(faces[owner == j]) for j in present])
-    frags, which = shapely.get_parts(shares, return_index=True)
-    grown = shapely.buffer(frags, _EPS, quad_segs=1)
-    touches = shapely.area(shapely.intersection(grown, near[present[which]])) > _EPS * _EPS
-    # Give every fragment to a child it touches; the longest border takes the rest.
-    who = np.where(touches, kids[present[which]], fallback)
-    out: list[tuple[int, shapely.Geometry]] = []
-    for k in np.unique(who):
-        mine = frags[who == k]
-        merged = mine[0] if len(mine) == 1 else polygonal(shapely.union_all(mine))
-        if not shapely.is_empty(merged):
-            out.append((int(k), merged))
-    return out
-
-
-def _reaching(lines, reach: float) -> np.ndarray:
-    """The parts of ``lines`` with each loose end pushed ``reach`` further on.
-
-    A dividing line ends at the middle of a rim segment, on the rim only to
-    within rounding; pushed across it, the overlay cannot miss the crossing.
-    Ends shared by two lines (where three children meet) stay.
-    """
-    parts = shapely.get_parts(lines)
-    xy, owner = shapely.get_coordinates(parts, return_index=True)
-    first = np.r_[0, np.flatnonzero(owner[1:] != owner[:-1]) + 1]
-    last = np.r_[first[1:] - 1, len(xy) - 1]
-    ends = np.r_[first, last]
-    _, where, count = np.unique(xy[ends], axis=0, return_inverse=True, return_counts=True)
-    loose = ends[count[where.ravel()] == 1]
-    inward = np.where(np.isin(loose, first), loose + 1, loose - 1)
-    step = xy[loose] - xy[inward]
-    size = np.hypot(*step.T)
-    ok = size > 0
-    xy[loose[ok]] += step[ok] * (reach / size[ok])[:, None]
-    return shapely.linestrings(xy, indices=owner)
-
-
-def _within(point: np.ndarray, middle: np.ndarray, reach: float) -> np.ndarray:
-    """``point`` moved towards ``middle`` (along their line) to at most ``reach`` from it.
-
-    The circumcentre of three nearly collinear rim points lies kilometres
-    off; it stays on its edge's bisector, just no further than the piece needs.
-    """
-    offset = point - middle
-    size = np.hypot(*offset.T)
-    scale = np.where(size > reach, reach / np.maximum(size, 1e-300), 1.0)
-    return middle + offset * scale[:, None]
-
-
-def _rim_points(piece, near: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Points every ``step`` along ``piece``'s rim, each with the position in ``near`` nearest it.
-
-    A rim segment lies along one child (the overlay cut it at every vertex),
-    so its middle's label is every point's on it; only the points of segments
-    along no child, or several (an inlet's mouth, a junction), are measured
-    one by one. The points are cut in numpy, without a geometry each.
-    """
-    rings = shapely.get_rings(piece)
-    xy, ring = shapely.get_coordinates(rings, return_index=True)
-    seg = np.flatnonzero(ring[1:] == ring[:-1])
-    a, b = xy[seg], xy[seg + 1]
-    pieces = np.maximum(np.ceil(np.hypot(*(b - a).T) / step), 1).astype(np.int64)
-    owner = np.repeat(np.arange(len(seg)), pieces)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    points = a[owner] + (b - a)[owner] * (k / pieces[owner])[:, None]
-    middle = shapely.points((a + b) / 2)
-    hold, hit = shapely.STRtree(middle).query(near, predicate="dwithin", distance=_EPS)
-    count = np.bincount(hit, minlength=len(seg))
-    label = np.full(len(seg), -1, dtype=np.int64)
-    label[hit[count[hit] == 1]] = hold[count[hit] == 1]
-    out = label[owner]
-    doubt = np.flatnonzero(out < 0)
-    if len(doubt):
-        out[doubt] = _nearest(shapely.points(points[doubt]), near)
-    return points, out
-
-
-def _nearest(points: np.ndarray, near: np.ndarray) -> np.ndarray:
-    """Position in ``near`` of the geometry nearest each point.
-
-    Rim points lie on a child's edge: one prepared query finds the children
-    within a hair of each, and only points on none or several are measured
-    against every child.
-    """
-    hold, hit = shapely.STRtree(points).query(near, predicate="dwithin", distance=_EPS)
-    count = np.bincount(hit, minlength=len(points))
-    out = np.zeros(len(points), dtype=np.int64)
-    out[hit[count[hit] == 1]] = hold[count[hit] == 1]
-    doubt = np.flatnonzero(count != 1)
-    if len(doubt):
-        out[doubt] = np.argmin(shapely.distance(points[doubt][None, :], near[:, None]), axis=0)
-    return out
-
-
-def _rank(xy: np.ndarray) -> np.ndarray:
-    """Rows of ``xy`` (sorted by x, then y) as one sortable complex key each."""
-    return xy[:, 0] + 1j * xy[:, 1]
-
-
-def _with_junctions(piece, near: np.ndarray, hair: float = 0.01):
-    """``piece`` with a vertex ``hair`` either side of each rim vertex on two or more of ``near``."""
-    count = shapely.get_num_interior_rings(piece)
-    rings = [shapely.get_exterior_ring(piece)]
-    rings += [shapely.get_interior_ring(piece, k) for k in range(count)]
-    out, changed = [], False
-    for ring in rings:
-        xy = shapely.get_coordinates(ring)[:-1]
-        on = shapely.distance(shapely.points(xy)[None, :], near[:, None]) <= _EPS
-        junction = on.sum(axis=0) > 1
-        if not junction.any():
-            out.append(xy)
-            continue
-        changed = True
-        before, after = np.roll(xy, 1, axis=0), np.roll(xy, -1, axis=0)
-        rows: list[np.ndarray] = []
-        for k, point in enumerate(xy):
-            if junction[k]:
-                rows += _towards(point, before[k], hair)
-            rows.append(point)
-            if junction[k]:
-                rows += _towards(point, after[k], hair)
-        out.append(np.array(rows))
-    return shapely.Polygon(out[0], out[1:]) if changed else piece
-
-
-def _towards(point: np.ndarray, other: np.ndarray, hair: float) -> list[np.ndarray]:
-    """The point ``hair`` from ``point`` towards ``other`` (none on a short segment)."""
-    gap = float(np.hypot(*(other - point)))
-    return [point + (other - point) * (hair / gap)] if gap > 3 * hair else []
-
-
-def _voronoi_cuts(corner: np.ndarray, vertex: np.ndarray, label: np.ndarray, reach: float):
-    """The Voronoi edges between differently labelled points, from their Delaunay triangles.
-
-    ``corner`` (T × 3 × 2) are the triangles, ``vertex`` (T × 3) the point
-    each corner is, ``label`` (T × 3) its child. The Voronoi edge dual to a
-    Delaunay edge joining two labels runs between the circumcentres of the two
-    triangles sharing it (from the one triangle outwards, ``reach`` far, on the
-    hull): together they are the line dividing the regions nearest each
-    child — the merged cells' border, without building the cells.
-    """
-    origin = corner.reshape(-1, 2).mean(axis=0)
-    a, b, c = (corner[:, k] - origin for k in range(3))
-    d = 2 * (a[:, 0] * (b[:, 1] - c[:, 1]) + b[:, 0] * (c[:, 1] - a[:, 1])
-             + c[:, 0] * (a[:, 1] - b[:, 1]))  # fmt: skip
-    sa, sb, sc = (np.einsum("ij,ij->i", p, p) for p in (a, b, c))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        centre = (
-            np.c_[
-                sa * (b[:, 1] - c[:, 1]) + sb * (c[:, 1] - a[:, 1]) + sc * (a[:, 1] - b[:, 1]),
-                sa * (c[:, 0] - b[:, 0]) + sb * (a[:, 0] - c[:, 0]) + sc * (b[:, 0] - a[:, 0]),
-            ]
-            / d[:, None]
-            + origin
-        )
-    flat = ~np.isfinite(centre).all(axis=1)  # collinear corners: use the centroid
-    centre[flat] = corner[flat].mean(axis=1)
-    # Every edge joining two labels, once per triangle: (triangle, k) for edge k -> k + 1.
-    tri, k = np.nonzero(label != np.roll(label, -1, axis=1))
-    ends = np.sort(np.c_[vertex[tri, k], vertex[tri, (k + 1) % 3]], axis=1)
-    order = np.lexsort((ends[:, 1], ends[:, 0]))
-    tri, k, ends = tri[order], k[order], ends[order]
-    pair = np.r_[(ends[1:] == ends[:-1]).all(axis=1), False]
-    first = np.flatnonzero(pair)
-    t, e = tri[first], k[first]
-    middle = (corner[t, e] + corner[t, (e + 1) % 3]) / 2
-    inner = np.stack([_within(centre[t], middle, reach),
-                      _within(centre[tri[first + 1]], middle, reach)], axis=1)  # fmt: skip
-    lone = np.ones(len(tri), dtype=bool)
-    lone[first] = lone[first + 1] = False
-    t, e = tri[lone], k[lone]
-    p, q = corner[t, e], corner[t, (e + 1) % 3]
-    w = corner[t, (e + 2) % 3]
-    normal = np.c_[q[:, 1] - p[:, 1], p[:, 0] - q[:, 0]]
-    middle = (p + q) / 2
-    normal *= np.where(np.einsum("ij,ij->i", normal, middle - w) < 0, -1.0, 1.0)[:, None]
-    normal /= np.maximum(np.hypot(*normal.T), 1e-300)[:, None]
-    outer = np.stack([_within(centre[t], middle, reach), middle + normal * reach], axis=1)
-    segments = np.concatenate([inner, outer])
-    keep = (segments[:, 0] != segments[:, 1]).any(axis=1)
-    return shapely.linestrings(segments[keep])
