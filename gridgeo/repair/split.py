@@ -42,6 +42,7 @@ __all__ = ["split_pieces"]
 _TIE = 1e-6  # metres: two distances closer than this are equal
 _NUDGE = 1e-3  # metres: an edge's end is judged this far inside it (a corner on two children)
 _CLOSE = 1e-4  # metres: a crossing is found to within this along its edge
+_BRUTE = 96  # a child's border of at most this many segments is measured without a tree
 
 
 def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarray,
@@ -75,12 +76,19 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     >>> sorted((k, round(g.area, 3)) for k, g in out[0])
     [(0, 20.0), (1, 10.0), (2, 10.0)]
     """
+    # Overlays leave vertices a few ulps apart: one each (see _along).
     pieces = np.asarray(pieces, dtype=object)
+    clean = shapely.remove_repeated_points(pieces, _TIE)
+    pieces = np.where(shapely.is_valid(clean), clean, pieces)
     out: list[list[tuple[int, shapely.Geometry]]] = [[] for _ in pieces]
     if not len(pieces):
         return out
     slots = _Slots(pieces, kids, geoms)
     rim = _Rim(pieces, slots, geoms, eps)
+    finer = rim.densified()
+    if finer is not None:
+        pieces = finer
+        rim = _Rim(pieces, slots, geoms, eps)
     vertex_label = rim.vertex_labels()
     # 1. Triangles on the pieces' own vertices; each corner is a rim vertex.
     tris, tri_piece = shapely.get_parts(shapely.constrained_delaunay_triangles(pieces),
@@ -97,14 +105,21 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     keys, edge_of = np.unique(np.c_[lo, hi], axis=0, return_inverse=True)
     edge_of = edge_of.ravel()
     first, second, between = rim.crossings(keys[:, 0], keys[:, 1], vertex_label)
+    first, second = rim.merged(first, second)
     # 3. Dividing lines inside the triangles, and the rim cut where they meet it.
     at = np.full(mixed.shape, -1, dtype=np.int64)
     at[tri_of, k_of] = edge_of
-    present = np.c_[label, np.where(at >= 0, between[at], -1)]
-    cuts = _cuts(at, first, second, corner, present, rim)
+    cuts = _cuts(at, first, second, between, vertex_label[keys], corner, rim)
     edges = np.concatenate([cuts, rim.segments(keys, first, second)])
-    keep = (edges[:, 0] != edges[:, 1]).any(axis=1)
-    faces = shapely.get_parts(shapely.polygonize(shapely.linestrings(edges[keep])))
+    edges = edges[(edges[:, 0] != edges[:, 1]).any(axis=1)]
+    # Each segment once (a cut can run along the rim): GEOS's polygonize
+    # returns nothing at all for a ring with a segment twice.
+    swap = (edges[:, 0, 0] > edges[:, 1, 0]) | (
+        (edges[:, 0, 0] == edges[:, 1, 0]) & (edges[:, 0, 1] > edges[:, 1, 1])
+    )
+    edges[swap] = edges[swap, ::-1]
+    edges = np.unique(edges.reshape(-1, 4), axis=0).reshape(-1, 2, 2)
+    faces = shapely.get_parts(shapely.polygonize(shapely.linestrings(edges)))
     inner = shapely.point_on_surface(faces)
     face_i, piece_i = shapely.STRtree(pieces).query(inner, predicate="within")
     faces, inner = faces[face_i], inner[face_i]
@@ -118,10 +133,16 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     order = np.lexsort((kid, piece_i))
     groups = np.c_[piece_i[order], kid[order]]
     starts = np.r_[0, np.flatnonzero((groups[1:] != groups[:-1]).any(axis=1)) + 1]
-    for s, e in zip(starts, np.r_[starts[1:], len(order)], strict=True):
+    for s, e in zip(starts, np.r_[starts[1:], len(order)], strict=True) if len(order) else ():
         mine = faces[order[s:e]]
         share = mine[0] if len(mine) == 1 else shapely.coverage_union_all(mine)
         out[int(groups[s, 0])].append((int(groups[s, 1]), share))
+    # The shares must add up to the piece: where they do not (linework GEOS
+    # could not close), the whole piece goes to the fallback, as unsplit.
+    for k, shares in enumerate(out):
+        total = sum(shapely.area(g) for _, g in shares)
+        if abs(total - shapely.area(pieces[k])) > 1e-6 * shapely.area(pieces[k]):
+            out[k] = [(int(fallback[k]), pieces[k])]
     return out
 
 
@@ -140,7 +161,9 @@ class _Slots:
         """(row, slot) for every slot of each row's piece."""
         n = self.count[piece]
         row = np.repeat(np.arange(len(piece)), n)
-        slot = np.repeat(self.first[piece], n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        slot = np.repeat(self.first[piece], n) + (
+            np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        )
         return row, slot
 
     def nearest(self, piece: np.ndarray, points: np.ndarray, rim: _Rim) -> np.ndarray:
@@ -162,6 +185,8 @@ class _Rim:
         rings, ring_piece = shapely.get_rings(pieces, return_index=True)
         xy, ring = shapely.get_coordinates(rings, return_index=True)
         start = np.flatnonzero(ring[1:] == ring[:-1])  # segment start -> start + 1
+        self._raw = xy, ring, ring_piece, start
+        self._pieces = pieces
         self.slots = slots
         self.piece_of_xy = ring_piece[ring]
         # Vertex ids: one per distinct position within a piece.
@@ -177,8 +202,11 @@ class _Rim:
         # One query per child (each prepared once), then matched to the slots.
         kid, back = np.unique(slots.kid, return_inverse=True)
         which, hit = shapely.STRtree(middle).query(geoms[kid], predicate="dwithin", distance=eps)
-        slot_of = {(int(p), int(k)): i for i, (p, k) in enumerate(zip(slots.piece, back.ravel()))}
-        hold = np.array([slot_of.get((int(seg_piece[h]), int(w)), -1) for h, w in zip(hit, which)],
+        slot_of = {
+            (int(p), int(k)): i
+            for i, (p, k) in enumerate(zip(slots.piece, back.ravel(), strict=True))
+        }
+        hold = np.array([slot_of.get((int(seg_piece[h]), int(w)), -1) for h, w in zip(hit, which, strict=True)],
                         dtype=np.int64)  # fmt: skip
         own = hold >= 0
         hold, hit = hold[own], hit[own]
@@ -195,10 +223,54 @@ class _Rim:
         box = shapely.bounds(pieces)
         self.origin = box[:, :2]
         self.lane = 4.0 * float(np.max(box[:, 2:] - box[:, :2])) + 100.0
-        along = self.seg_slot >= 0
-        ends = self.xy[self.seg[along]]  # (n, 2, 2)
-        shifted = self._shift(ends, np.repeat(self.seg_slot[along], 2).reshape(-1, 2))
-        self.tree = shapely.STRtree(shapely.linestrings(shifted))
+        along = np.flatnonzero(self.seg_slot >= 0)
+        along = along[np.argsort(self.seg_slot[along], kind="stable")]
+        ends = self.xy[self.seg[along]]  # (n, 2, 2), grouped by slot
+        self._a, self._b = ends[:, 0], ends[:, 1]
+        self._count = np.bincount(self.seg_slot[along], minlength=len(slots.piece))
+        self._first = np.cumsum(self._count) - self._count
+        long = np.isin(self.seg_slot[along], np.flatnonzero(self._count > _BRUTE))
+        shifted = self._shift(ends[long], np.repeat(self.seg_slot[along][long], 2).reshape(-1, 2))
+        self.tree = shapely.STRtree(shapely.linestrings(shifted)) if long.any() else None
+
+    def densified(self, least: int = 4) -> np.ndarray | None:
+        """The pieces with each child's border along them cut into ``least`` segments at least.
+
+        A child whose border along a piece is one long segment between two
+        junctions has no corner of its own for the triangulation to reach
+        its side from: its share would shrink to that edge. The new vertices
+        lie on children's borders only, where the shares join their
+        children, so none is left in the result; the parent's edge keeps its
+        own vertices. ``None`` when no border is that short.
+        """
+        xy, ring, ring_piece, start = self._raw
+        a, b = xy[start], xy[start + 1]
+        slot, of = self.seg_slot, ring[start]
+        # Runs of segments along one child, a ring's last run joined to its first.
+        new = np.r_[True, (slot[1:] != slot[:-1]) | (of[1:] != of[:-1])]
+        run = np.cumsum(new) - 1
+        first = np.r_[0, np.flatnonzero(of[1:] != of[:-1]) + 1]
+        last = np.r_[first[1:] - 1, len(of) - 1]
+        wrap = (slot[first] == slot[last]) & (run[first] != run[last])
+        remap = np.arange(run.max() + 1)
+        remap[run[last[wrap]]] = run[first[wrap]]
+        run = remap[run]
+        count = np.bincount(run)[run]
+        parts = np.where((slot >= 0) & (count < least), -(-least // count), 1).astype(np.int64)
+        if (parts == 1).all():
+            return None
+        seg = np.repeat(np.arange(len(start)), parts)
+        k = np.arange(len(seg)) - np.repeat(np.cumsum(parts) - parts, parts)
+        points = a[seg] + (b - a)[seg] * (k / parts[seg])[:, None]
+        # Each ring closes on its first point.
+        owner = ring[start[seg]]
+        last = np.r_[np.flatnonzero(owner[1:] != owner[:-1]), len(owner) - 1]
+        coords = np.insert(points, last + 1, points[np.r_[0, last[:-1] + 1]], axis=0)
+        ids = np.insert(owner, last + 1, owner[last])
+        rings = shapely.linearrings(coords, indices=ids)
+        finer = shapely.polygons(rings, indices=ring_piece[np.unique(ids)])
+        # A needle (two edges a hair apart) can come out crossing itself: kept as it was.
+        return np.where(shapely.is_valid(finer), finer, self._pieces)
 
     def _shift(self, xy: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """``xy`` in the lane of ``slot`` (same leading shape)."""
@@ -214,12 +286,37 @@ class _Rim:
         return out
 
     def distance(self, xy: np.ndarray, slot: np.ndarray) -> np.ndarray:
-        """Distance from each point to the border of its slot's child along the piece."""
-        points = shapely.points(self._shift(xy.copy(), slot))
-        (row, _), dist = self.tree.query_nearest(points, return_distance=True,
-                                                 max_distance=self.lane / 2)  # fmt: skip
+        """Distance from each point to the border of its slot's child along the piece.
+
+        A border of a few segments is measured against each of them in numpy
+        (a tree query costs as much as a hundred segments); a longer one
+        through one tree of every long border, each shifted into a lane of
+        its own, so one nearest-neighbour query answers for all points.
+        """
         out = np.full(len(xy), np.inf)
-        out[row] = dist
+        n = self._count[slot]
+        short = np.flatnonzero((n > 0) & (n <= _BRUTE))
+        if len(short):
+            k = n[short]
+            row = np.repeat(np.arange(len(short)), k)
+            seg = np.repeat(self._first[slot[short]], k) + (
+                np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
+            )
+            a, ab = self._a[seg], self._b[seg] - self._a[seg]
+            ap = xy[short][row] - a
+            t = np.clip(
+                np.einsum("ij,ij->i", ap, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-300),
+                0,
+                1,
+            )
+            d = np.hypot(*(ap - ab * t[:, None]).T)
+            out[short] = np.minimum.reduceat(d, np.cumsum(k) - k)
+        long = np.flatnonzero(n > _BRUTE)
+        if len(long):
+            points = shapely.points(self._shift(xy[long].copy(), slot[long]))
+            (row, _), dist = self.tree.query_nearest(points, return_distance=True,
+                                                     max_distance=self.lane / 2)  # fmt: skip
+            out[long[row]] = dist
         return out
 
     def vertex_labels(self) -> np.ndarray:
@@ -266,25 +363,7 @@ class _Rim:
         m0, m1 = margin(t0, every), margin(t1, every)
         t = np.where(m0 < -_TIE, 0.0, 1.0)  # lost at once, or kept to the end
         todo = np.flatnonzero((m0 >= -_TIE) & (m1 < -_TIE))
-        # Bracket [a, b]: the child still nearest at a (margin >= -tie), not at b.
-        a, b, ga, gb = t0[todo], t1[todo], m0[todo], m1[todo]
-        side = np.zeros(len(todo), dtype=np.int8)  # Illinois: which end moved last
-        for _ in range(60):
-            if not len(todo):
-                break
-            m = np.clip(a - ga * (b - a) / (gb - ga), a, b)
-            gm = margin(m, todo)
-            kept = gm >= -_TIE
-            # Illinois: halve the value kept at an end that stays twice in a row.
-            gb = np.where(kept & (side == 1), gb / 2, gb)
-            ga = np.where(~kept & (side == -1), ga / 2, ga)
-            a, ga = np.where(kept, m, a), np.where(kept, gm, ga)
-            b, gb = np.where(kept, b, m), np.where(kept, gb, gm)
-            side = np.where(kept, 1, -1).astype(np.int8)
-            done = ((b - a) * size[todo] <= _CLOSE) | (np.abs(gm) <= _TIE)
-            t[todo[done]] = a[done]
-            todo, a, b, ga, gb, side = (x[~done] for x in (todo, a, b, ga, gb, side))
-        t[todo] = (a + b) / 2
+        t[todo] = _switch(margin, todo, t0[todo], t1[todo], m0[todo], m1[todo], size[todo])
         return t
 
     def crossings(self, start: np.ndarray, end: np.ndarray, label: np.ndarray):
@@ -301,7 +380,8 @@ class _Rim:
         more = np.flatnonzero(self.slots.count[self.slots.piece[u]] > 2)
         if len(more):
             t_v[more] = 1.0 - self.last_nearest(q[more], p[more], v[more])
-        t_v = np.maximum(t_u, t_v)
+        size = np.hypot(*(q - p).T)
+        t_v = np.where((t_v - t_u) * size <= 2 * _CLOSE, t_u, np.maximum(t_u, t_v))
         first, second = _along(p, q, t_u), _along(p, q, t_v)
         between = np.full(len(p), -1, dtype=np.int64)
         apart = np.flatnonzero((first != second).any(axis=1))
@@ -309,6 +389,32 @@ class _Rim:
             middle = shapely.points((first[apart] + second[apart]) / 2)
             between[apart] = self.slots.nearest(self.slots.piece[u[apart]], middle, self)
         return first, second, between
+
+    def merged(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Crossings within ``_TIE`` of a rim vertex, or of each other, made one point.
+
+        Two crossings of the same place on different edges (a flat triangle
+        of collinear rim vertices has two edges along the same line) come
+        out an ulp apart; left so, the linework would not close there.
+        """
+        points = np.concatenate([first, second])
+        vertex, hit = shapely.STRtree(shapely.points(self.xy)).query(
+            shapely.points(points), predicate="dwithin", distance=_TIE
+        )
+        points[vertex] = self.xy[hit]
+        left, right = shapely.STRtree(shapely.points(points)).query(
+            shapely.points(points), predicate="dwithin", distance=_TIE
+        )
+        root = np.arange(len(points))
+        while True:  # each cluster to its lowest member (clusters are tiny)
+            low = root.copy()
+            np.minimum.at(low, left, root[right])
+            low = low[low]
+            if (low == root).all():
+                break
+            root = low
+        points = points[root]
+        return points[: len(first)], points[len(first) :]
 
     def segments(self, keys: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The rim as segments (n × 2 × 2), cut at the crossings that lie on it."""
@@ -323,10 +429,52 @@ class _Rim:
         ])  # fmt: skip
 
 
+def _switch(func, idx, a, b, fa, fb, size) -> np.ndarray:
+    """Where ``func`` (of positions 0..1 and row indices) stops being >= -_TIE, between ``a`` and ``b``.
+
+    ``func(a) >= -_TIE > func(b)`` for every row; regula falsi with the
+    Illinois modification, vectorised over rows, to ``_CLOSE`` metres
+    (``size``: each row's length per unit). Returns the last position found
+    where ``func`` still holds.
+    """
+    out = np.empty(len(idx))
+    todo = np.arange(len(idx))
+    side = np.zeros(len(idx), dtype=np.int8)  # which end moved last
+    for _ in range(60):
+        if not len(todo):
+            break
+        m = a - fa * (b - a) / (fb - fa)
+        # Bisect from a tie (f = 0 at a: the secant would stay there).
+        m = np.where(np.abs(fa) <= _TIE, (a + b) / 2, m)
+        fm = func(m, idx[todo])
+        kept = fm >= -_TIE
+        # A clean crossing (not inside a run of ties, where f stays 0): m itself.
+        clean = (np.abs(fm) <= _CLOSE) & (np.abs(fa) > _TIE)
+        # Illinois: halve the value kept at an end that stays twice in a row.
+        fb = np.where(kept & (side == 1), fb / 2, fb)
+        fa = np.where(~kept & (side == -1), fa / 2, fa)
+        a, fa = np.where(kept, m, a), np.where(kept, fm, fa)
+        b, fb = np.where(kept, b, m), np.where(kept, fb, fm)
+        side = np.where(kept, 1, -1).astype(np.int8)
+        done = clean | ((b - a) * size[todo] <= _CLOSE)
+        out[todo[done]] = np.where(clean, m, a)[done]
+        keep = ~done
+        todo, a, b, fa, fb, side = todo[keep], a[keep], b[keep], fa[keep], fb[keep], side[keep]
+    out[todo] = (a + b) / 2
+    return out
+
+
 def _along(p: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Points at ``t`` (0..1) along ``p -> q``; the ends exactly."""
+    """Points at ``t`` (0..1) along ``p -> q``; within ``_TIE`` of an end, the end exactly.
+
+    (A segment a few ulps long has no direction GEOS's ``polygonize`` can
+    sort edges around a node by.)
+    """
+    size = np.hypot(*(q - p).T)
     out = p + (q - p) * t[:, None]
-    out[t >= 1.0] = q[t >= 1.0]
+    start, end = t * size <= _TIE, (1.0 - t) * size <= _TIE
+    out[start] = p[start]
+    out[end] = q[end]
     return out
 
 
@@ -340,67 +488,166 @@ def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
     return lookup[inverse[len(table) :]]
 
 
-def _cuts(at, first, second, corner, present, rim: _Rim) -> np.ndarray:
+def _cuts(at, first, second, between, ends, corner, rim: _Rim) -> np.ndarray:
     """Segments (n × 2 × 2) joining each triangle's crossings.
 
-    Two crossings are joined directly; three or more (three children meet
-    in the triangle) through the point inside it where the children present
+    Each crossing divides two children (``ends``: the children of each edge's
+    ends; ``between``: a third child between its two crossings, or -1).
+    Crossings of the same two children in a triangle are joined, and bent
+    onto their true dividing line (:func:`_bent`); the rest (where three
+    children meet in the triangle) through the point where those children
     are most nearly equally near (:func:`_centres`).
     """
     tri, k = np.nonzero(at >= 0)
     e = at[tri, k]
     apart = (first[e] != second[e]).any(axis=1)
+    mid = np.where(apart, between[e], ends[e, 1])
     points = np.concatenate([first[e], second[e][apart]])
-    rows, count = np.unique(np.c_[np.r_[tri, tri[apart]].astype(float), points], axis=0,
-                            return_counts=True)  # fmt: skip
+    pair = np.sort(np.c_[np.r_[ends[e, 0], mid[apart]], np.r_[mid, ends[e, 1][apart]]], axis=1)
+    rows, once, count = np.unique(np.c_[np.r_[tri, tri[apart]].astype(float), points], axis=0,
+                                  return_index=True, return_counts=True)  # fmt: skip
     # A corner both its edges cross at: its child has only that point here.
-    spent = rows[count > 1]
-    at_corner = (corner[spent[:, 0].astype(np.int64)] == spent[:, None, 1:]).all(axis=2)
-    t, c = np.nonzero(at_corner)
-    present = present.copy()
-    present[spent[t, 0].astype(np.int64), c] = -1
-    rows = rows[count == 1]
-    tri, points = rows[:, 0].astype(np.int64), rows[:, 1:]
+    keep = count == 1
+    tri, points, pair = rows[keep, 0].astype(np.int64), rows[keep, 1:], pair[once[keep]]
+    # Crossings of the same two children, two in a triangle: joined and bent.
+    order = np.lexsort((pair[:, 1], pair[:, 0], tri))
+    tri, points, pair = tri[order], points[order], pair[order]
+    key = np.c_[tri, pair]
+    start = np.r_[True, (key[1:] != key[:-1]).any(axis=1)]
+    group = np.cumsum(start) - 1
+    size = np.bincount(group)[group]
+    two = np.flatnonzero((size == 2) & start)
+    out = [_bent(np.stack([points[two], points[two + 1]], axis=1), tri[two], pair[two, 0],
+                 pair[two, 1], corner, rim)]  # fmt: skip
+    rest = size != 2
+    tri, points, pair = tri[rest], points[rest], pair[rest]
     n = np.bincount(tri, minlength=len(at))[tri]
-    two = points[n == 2].reshape(-1, 2, 2)
+    out.append(points[n == 2].reshape(-1, 2, 2))
     many = n > 2
-    if not many.any():
-        return two
-    which, back = np.unique(tri[many], return_inverse=True)
-    centre = _centres(corner[which], present[which], rim)
-    return np.concatenate([two, np.stack([points[many], centre[back.ravel()]], axis=1)])
+    if many.any():
+        which, back = np.unique(tri[many], return_inverse=True)
+        back = back.ravel()
+        rank = np.arange(len(back)) - np.searchsorted(back, back)
+        present = np.full((len(which), 2 * (rank.max() + 1)), -1, dtype=np.int64)
+        present[back, 2 * rank] = pair[many, 0]
+        present[back, 2 * rank + 1] = pair[many, 1]
+        centre = _centres(corner[which], present, rim, points[many], back)
+        out.append(np.stack([points[many], centre[back]], axis=1))
+    return np.concatenate(out)
 
 
-def _centres(corner: np.ndarray, present: np.ndarray, rim: _Rim, order: int = 9) -> np.ndarray:
-    """Per triangle, the point inside it where its children are most nearly equally near.
+def _bent(cuts, tri, u, v, corner, rim: _Rim, depth: int = 8) -> np.ndarray:
+    """Cuts between children ``u`` and ``v`` bent, inside their triangles, onto their dividing line.
 
-    ``present`` (m × k) holds the slots present in each triangle (-1: none).
+    Both ends of a cut lie on the line dividing the two children, but
+    between them the line may bend (where a child's border turns). The
+    point of the line across each cut's middle is found (regula falsi along
+    the perpendicular, inside the triangle); where it lies further than 2 %
+    of the distance to the children from the middle, the cut is bent
+    through it and both halves are looked at again, ``depth`` times at most.
+    """
+    done = [np.empty((0, 2, 2))]
+    a, b = cuts[:, 0], cuts[:, 1]
+    for _ in range(depth):
+        if not len(a):
+            break
+        m = (a + b) / 2
+        d = b - a
+        size = np.maximum(np.hypot(*d.T), 1e-300)
+        n = np.c_[-d[:, 1], d[:, 0]] / size[:, None]
+        lo, hi = _span(m, n, corner[tri])
+
+        def f(s, idx, m=m, n=n, u=u, v=v):
+            x = m[idx] + n[idx] * s[:, None]
+            return rim.distance(x, u[idx]) - rim.distance(x, v[idx])
+
+        every = np.arange(len(a))
+        f0, f_lo, f_hi = f(np.zeros(len(a)), every), f(lo, every), f(hi, every)
+        # Towards the end where the other child is nearer (or as near: the
+        # line may run along the triangle's edge); sign * f >= 0 at the middle.
+        sign = np.where(f0 <= 0, -1.0, 1.0)
+        end = np.where(sign * f_hi <= _TIE, hi, np.where(sign * f_lo <= _TIE, lo, 0.0))
+        f_end = np.where(end == hi, f_hi, f_lo)
+        moved = np.where(np.abs(f_end) <= _TIE, end, 0.0)
+        go = np.flatnonzero((end != 0) & (np.abs(f0) > _TIE) & (np.abs(f_end) > _TIE))
+        if len(go):
+
+            def h(t, idx, end=end, sign=sign, f=f):
+                return sign[idx] * f(t * end[idx], idx)
+
+            t = _switch(h, go, np.zeros(len(go)), np.ones(len(go)), sign[go] * f0[go],
+                        sign[go] * f_end[go], np.abs(end[go]))  # fmt: skip
+            moved[go] = t * end[go]
+        moved[np.abs(f0) <= _TIE] = 0.0
+        point = m + n * moved[:, None]
+        reach = rim.distance(point, u)
+        bend = np.abs(moved) > np.maximum(0.02 * reach, 10 * _CLOSE)
+        done.append(np.stack([a[~bend], b[~bend]], axis=1))
+        a, b = np.r_[a[bend], point[bend]], np.r_[point[bend], b[bend]]
+        tri, u, v = np.r_[tri[bend], tri[bend]], np.r_[u[bend], u[bend]], np.r_[v[bend], v[bend]]
+    done.append(np.stack([a, b], axis=1))
+    return np.concatenate(done)
+
+
+def _span(m: np.ndarray, n: np.ndarray, tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The range of ``s`` with ``m + s n`` strictly inside each triangle (``m`` inside it)."""
+    p, q = tri, np.roll(tri, -1, axis=1)
+    e = q - p  # (k, 3, 2)
+    turn = np.sign(e[:, 0, 0] * e[:, 1, 1] - e[:, 0, 1] * e[:, 1, 0])[:, None]
+    c = turn * (e[..., 0] * (m[:, None, 1] - p[..., 1]) - e[..., 1] * (m[:, None, 0] - p[..., 0]))
+    g = turn * (e[..., 0] * n[:, None, 1] - e[..., 1] * n[:, None, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = -c / g
+    lo = np.where(g > 0, bound, -np.inf).max(axis=1)
+    hi = np.where(g < 0, bound, np.inf).min(axis=1)
+    shrink = 1 - 1e-7
+    return np.minimum(lo * shrink, 0.0), np.maximum(hi * shrink, 0.0)
+
+
+def _centres(corner: np.ndarray, present: np.ndarray, rim: _Rim, crossing: np.ndarray,
+             owner: np.ndarray, order: int = 9) -> np.ndarray:  # fmt: skip
+    """Per triangle, the point where its children are most nearly equally near.
+
+    ``present`` (m × k) holds the slots present in each triangle (-1: none);
+    ``crossing`` the triangle's crossings, ``owner`` the triangle of each.
     The point is searched on a lattice of points strictly inside the
     triangle, then on the same lattice in a triangle a quarter the size
-    around the best point, twice: to 1/600 of the triangle's size. (Where
-    two children's nearest places coincide the distances are not smooth, so
-    a Newton step has no gradient to follow.)
+    around the best point, twice: to 1/600 of the triangle's size. A
+    crossing does better where the children meet on the triangle's edge.
+    (Where two children's nearest places coincide the distances are not
+    smooth, so a Newton step has no gradient to follow.)
     """
-    i, j = np.meshgrid(np.arange(1, order), np.arange(1, order), indexing="ij")
-    keep = (i + j) < order
-    w = np.c_[i[keep], j[keep], order - i[keep] - j[keep]] / order  # (L, 3)
     row, col = np.nonzero(present >= 0)
     pairs = np.unique(np.c_[row, present[row, col]], axis=0)
     row, slot = pairs[:, 0], pairs[:, 1]
-    tri = corner.copy()
-    best = tri.mean(axis=1)
-    for _ in range(3):
-        points = np.einsum("lk,mkd->mld", w, tri)  # (m, L, 2)
+
+    def spread(points: np.ndarray) -> np.ndarray:
+        """(m, n) points -> how far apart the children present are from each."""
         n = points.shape[1]
-        # Each lattice point against each slot of its triangle.
-        pr = np.repeat(row, n)
-        pl = np.tile(np.arange(n), len(row))
+        pr, pl = np.repeat(row, n), np.tile(np.arange(n), len(row))
         dist = rim.distance(points[pr, pl], np.repeat(slot, n))
-        hi = np.full((len(tri), n), -np.inf)
-        lo = np.full((len(tri), n), np.inf)
+        hi, lo = np.full((len(points), n), -np.inf), np.full((len(points), n), np.inf)
         np.maximum.at(hi, (pr, pl), dist)
         np.minimum.at(lo, (pr, pl), dist)
-        pick = np.argmin(hi - lo, axis=1)
-        best = points[np.arange(len(tri)), pick]
+        return hi - lo
+
+    i, j = np.meshgrid(np.arange(1, order), np.arange(1, order), indexing="ij")
+    keep = (i + j) < order
+    w = np.c_[i[keep], j[keep], order - i[keep] - j[keep]] / order  # (L, 3)
+    tri = corner.copy()
+    every = np.arange(len(tri))
+    for _ in range(3):
+        points = np.einsum("lk,mkd->mld", w, tri)  # (m, L, 2)
+        gap = spread(points)
+        pick = np.argmin(gap, axis=1)
+        best, least = points[every, pick], gap[every, pick]
         tri = best[:, None, :] + (tri - best[:, None, :]) / 4
+    # The crossings, padded to one row per triangle.
+    rank = np.arange(len(owner)) - np.searchsorted(owner, owner)
+    padded = np.repeat(best[:, None, :], rank.max() + 1, axis=1)
+    padded[owner, rank] = crossing
+    gap = spread(padded)
+    pick = np.argmin(gap, axis=1)
+    better = gap[every, pick] < least
+    best[better] = padded[every, pick][better]
     return best
