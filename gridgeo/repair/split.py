@@ -42,6 +42,7 @@ __all__ = ["split_pieces"]
 _TIE = 1e-6  # metres: two distances closer than this are equal
 _NUDGE = 1e-3  # metres: an edge's end is judged this far inside it (a corner on two children)
 _CLOSE = 1e-4  # metres: a crossing is found to within this along its edge
+_RIM = 200  # a rim is given at most about this many vertices
 _BRUTE = 96  # a child's border of at most this many segments is measured without a tree
 
 
@@ -85,7 +86,10 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
         return out
     slots = _Slots(pieces, kids, geoms)
     rim = _Rim(pieces, slots, geoms, eps)
-    finer = rim.densified()
+    # A vertex at least every two strip widths (2 area / perimeter) along a child.
+    perimeter = shapely.length(pieces)
+    strip = 2 * shapely.area(pieces) / np.maximum(perimeter, 1e-300)
+    finer = rim.densified(np.maximum(2 * strip, perimeter / _RIM))
     if finer is not None:
         pieces = finer
         rim = _Rim(pieces, slots, geoms, eps)
@@ -233,15 +237,17 @@ class _Rim:
         shifted = self._shift(ends[long], np.repeat(self.seg_slot[along][long], 2).reshape(-1, 2))
         self.tree = shapely.STRtree(shapely.linestrings(shifted)) if long.any() else None
 
-    def densified(self, least: int = 4) -> np.ndarray | None:
-        """The pieces with each child's border along them cut into ``least`` segments at least.
+    def densified(self, step: np.ndarray | None = None, least: int = 4) -> np.ndarray | None:
+        """The pieces with each child's border along them given more vertices.
 
-        A child whose border along a piece is one long segment between two
-        junctions has no corner of its own for the triangulation to reach
-        its side from: its share would shrink to that edge. The new vertices
-        lie on children's borders only, where the shares join their
-        children, so none is left in the result; the parent's edge keeps its
-        own vertices. ``None`` when no border is that short.
+        Each segment along a child is cut into parts at most ``step`` long
+        (per piece), and each child's border into ``least`` segments at
+        least. A child whose border along a piece is one long segment has no
+        corner of its own for the triangulation to reach its side from: its
+        share would shrink towards that edge. The new vertices lie on
+        children's borders only, where the shares join their children, so
+        none is left in the result; the parent's edge keeps its own vertices.
+        ``None`` when nothing is cut.
         """
         xy, ring, ring_piece, start = self._raw
         a, b = xy[start], xy[start + 1]
@@ -257,6 +263,10 @@ class _Rim:
         run = remap[run]
         count = np.bincount(run)[run]
         parts = np.where((slot >= 0) & (count < least), -(-least // count), 1).astype(np.int64)
+        if step is not None:
+            size = np.hypot(*(b - a).T)
+            fine = np.ceil(size / step[ring_piece[of]]).astype(np.int64)
+            parts = np.where(slot >= 0, np.maximum(parts, fine), parts)
         if (parts == 1).all():
             return None
         seg = np.repeat(np.arange(len(start)), parts)
@@ -561,27 +571,33 @@ def _bent(cuts, tri, u, v, corner, rim: _Rim, depth: int = 8) -> np.ndarray:
             x = m[idx] + n[idx] * s[:, None]
             return rim.distance(x, u[idx]) - rim.distance(x, v[idx])
 
-        every = np.arange(len(a))
-        f0, f_lo, f_hi = f(np.zeros(len(a)), every), f(lo, every), f(hi, every)
+        du, dv = rim.distance(m, u), rim.distance(m, v)
+        f0 = du - dv
+        # Off the line by about |f0| / |grad f| (1 to 2 across a gap): near enough?
+        tol = np.maximum(0.02 * np.minimum(du, dv), 10 * _CLOSE)
+        off = np.flatnonzero(np.abs(f0) > tol)
+        f_lo, f_hi = f(lo[off], off), f(hi[off], off)
         # Towards the end where the other child is nearer (or as near: the
         # line may run along the triangle's edge); sign * f >= 0 at the middle.
-        sign = np.where(f0 <= 0, -1.0, 1.0)
-        end = np.where(sign * f_hi <= _TIE, hi, np.where(sign * f_lo <= _TIE, lo, 0.0))
-        f_end = np.where(end == hi, f_hi, f_lo)
-        moved = np.where(np.abs(f_end) <= _TIE, end, 0.0)
-        go = np.flatnonzero((end != 0) & (np.abs(f0) > _TIE) & (np.abs(f_end) > _TIE))
+        sign = np.where(f0[off] <= 0, -1.0, 1.0)
+        end = np.where(sign * f_hi <= _TIE, hi[off], np.where(sign * f_lo <= _TIE, lo[off], 0.0))
+        f_end = np.where(end == hi[off], f_hi, f_lo)
+        moved = np.zeros(len(a))
+        moved[off] = np.where(np.abs(f_end) <= _TIE, end, 0.0)
+        go = np.flatnonzero((end != 0) & (np.abs(f_end) > _TIE))
         if len(go):
+            sign_all, end_all = np.zeros(len(a)), np.zeros(len(a))
+            sign_all[off], end_all[off] = sign, end
 
-            def h(t, idx, end=end, sign=sign, f=f):
+            def h(t, idx, end=end_all, sign=sign_all, f=f):
                 return sign[idx] * f(t * end[idx], idx)
 
-            t = _switch(h, go, np.zeros(len(go)), np.ones(len(go)), sign[go] * f0[go],
+            rows = off[go]
+            t = _switch(h, rows, np.zeros(len(go)), np.ones(len(go)), sign[go] * f0[rows],
                         sign[go] * f_end[go], np.abs(end[go]))  # fmt: skip
-            moved[go] = t * end[go]
-        moved[np.abs(f0) <= _TIE] = 0.0
+            moved[rows] = t * end[go]
         point = m + n * moved[:, None]
-        reach = rim.distance(point, u)
-        bend = np.abs(moved) > np.maximum(0.02 * reach, 10 * _CLOSE)
+        bend = np.abs(moved) > tol
         done.append(np.stack([a[~bend], b[~bend]], axis=1))
         a, b = np.r_[a[bend], point[bend]], np.r_[point[bend], b[bend]]
         tri, u, v = np.r_[tri[bend], tri[bend]], np.r_[u[bend], u[bend]], np.r_[v[bend], v[bend]]
