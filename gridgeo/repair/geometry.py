@@ -374,6 +374,19 @@ def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
 
 
 def _keeps_shape(geom, piece, tol) -> bool:
+    """Is ``geom`` without ``piece`` still not empty, and in no more parts?
+
+    Looked at near the piece first (an overlay of a county costs its
+    vertices): the polygon clipped to a box a little larger than the piece.
+    If that, less the piece, is one part, the whole is too (the piece does
+    not reach the box's edge, where the rest of the polygon joins).
+    """
+    x0, y0, x1, y1 = shapely.bounds(piece)
+    margin = 2 * max(tol.dust, 1.0)
+    local = shapely.clip_by_rect(geom, x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+    near = polygonal(shapely.difference(local, piece))
+    if not shapely.is_empty(near) and real_parts(near, tol.dust) == 1:
+        return True
     rest = shapely.difference(geom, piece)
     return not shapely.is_empty(rest) and real_parts(rest, tol.dust) <= max(
         real_parts(geom, tol.dust), 1
@@ -403,10 +416,23 @@ def _cut_off(loser, keeper, piece, geoms, usable, tol) -> shapely.Geometry | Non
     return None if shapely.is_empty(stranded) else stranded
 
 
-def _contact(pieces: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Length of border each piece shares with the matching other polygon."""
-    grown = shapely.buffer(pieces, _EPS, quad_segs=2)
-    return shapely.area(shapely.intersection(grown, others)) / _EPS
+def _along_rest(pieces: np.ndarray, a: np.ndarray, b: np.ndarray, geoms: np.ndarray):
+    """How long a border each overlap piece of ``a`` and ``b`` shares with the rest of each.
+
+    A piece lies in both; its rim runs along ``a``'s edge, ``b``'s edge or
+    both. What does not run along ``a``'s edge is inside ``a``: the border
+    with the rest of ``a`` is the perimeter less the part along ``a``'s edge.
+    One prepared query per polygon (:func:`~gridgeo.check.steps.contact_lengths`
+    of the pieces against the polygons' edges), no overlay.
+    """
+    used = np.unique(np.r_[a, b])
+    pi, gi, length = contact_lengths(pieces, shapely.boundary(geoms[used]), _EPS)
+    on = np.zeros((len(pieces), len(used)))
+    on[pi, gi] = length
+    perimeter = shapely.length(pieces)
+    col_a, col_b = np.searchsorted(used, a), np.searchsorted(used, b)
+    rows = np.arange(len(pieces))
+    return perimeter - on[rows, col_a], perimeter - on[rows, col_b]
 
 
 def _winner(pieces, a, b, geoms, codes, rule, votes, homes):
@@ -416,9 +442,8 @@ def _winner(pieces, a, b, geoms, codes, rule, votes, homes):
         return shapely.area(geoms[a]) >= shapely.area(geoms[b]), used
     if rule == "lowest_code":
         return codes[a].astype(str) <= codes[b].astype(str), used
-    rest_a = shapely.difference(geoms[a], pieces)
-    rest_b = shapely.difference(geoms[b], pieces)
-    border = _contact(pieces, rest_a) >= _contact(pieces, rest_b)
+    rest_a, rest_b = _along_rest(pieces, a, b, geoms)
+    border = rest_a >= rest_b
     if rule != "households":
         return border, used
     used[:] = "longest_border"  # where no household settles it
