@@ -165,9 +165,9 @@ def compose(base, removed, added, dust: float) -> shapely.Geometry:
     """``base − removed ∪ added`` with float dust (parts narrower than ``dust``) dropped."""
     out = base
     if removed:
-        out = shapely.difference(out, shapely.union_all(removed))
+        out = shapely.difference(out, _together(removed))
     if added:
-        out = shapely.union_all([out, *added])
+        out = shapely.union(out, _together(added))
     out = polygonal(out)
     parts = shapely.get_parts(out)
     if len(parts) > 1:
@@ -175,6 +175,16 @@ def compose(base, removed, added, dust: float) -> shapely.Geometry:
         if not keep.all():
             out = shapely.union_all(parts[keep]) if keep.any() else shapely.Polygon()
     return out
+
+
+def _together(pieces: list) -> shapely.Geometry:
+    """The pieces as one geometry: a MultiPolygon where they do not overlap (no
+    overlay: the pieces of one polygon's changes rarely do), else their union."""
+    parts = shapely.get_parts(np.asarray(pieces, dtype=object))
+    if len(parts) == 1:
+        return parts[0]
+    multi = shapely.multipolygons(parts)
+    return multi if shapely.is_valid(multi) else shapely.union_all(parts)
 
 
 def repair_level(

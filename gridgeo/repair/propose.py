@@ -667,11 +667,13 @@ class _Lookup:
     def _ring(self, ring) -> np.ndarray | None:
         xy = shapely.get_coordinates(ring)
         found = self.index.get_indexer(pd.MultiIndex.from_arrays([xy[:, 0], xy[:, 1]]))
-        back = shapely.get_coordinates(
-            project(shapely.multipoints(xy), self.metric, self.crs, spacing=None)
-        )
         known = found >= 0
+        back = np.empty_like(xy)
         back[known] = self.stored[found[known]]
+        if not known.all():  # new vertices (where a repair cut an edge) go back by projection
+            back[~known] = shapely.get_coordinates(
+                project(shapely.multipoints(xy[~known]), self.metric, self.crs, spacing=None)
+            )
         keep = ~np.isnan(back[:, 0])
         keep[0] = keep[-1] = True  # the closing vertex stays, whatever it is
         if np.isnan(back[0, 0]):
