@@ -106,8 +106,7 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     tri_of, k_of = np.nonzero(mixed)
     lo = np.minimum(a[tri_of, k_of], b[tri_of, k_of])
     hi = np.maximum(a[tri_of, k_of], b[tri_of, k_of])
-    keys, edge_of = np.unique(np.c_[lo, hi], axis=0, return_inverse=True)
-    edge_of = edge_of.ravel()
+    keys, _, edge_of, _ = _unique_rows(np.c_[lo, hi])
     first, second, between = rim.crossings(keys[:, 0], keys[:, 1], vertex_label)
     first, second = rim.merged(first, second)
     # 3. Dividing lines inside the triangles, and the rim cut where they meet it.
@@ -122,7 +121,7 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
         (edges[:, 0, 0] == edges[:, 1, 0]) & (edges[:, 0, 1] > edges[:, 1, 1])
     )
     edges[swap] = edges[swap, ::-1]
-    edges = np.unique(edges.reshape(-1, 4), axis=0).reshape(-1, 2, 2)
+    edges = _unique_rows(edges.reshape(-1, 4))[0].reshape(-1, 2, 2)
     faces = shapely.get_parts(shapely.polygonize(shapely.linestrings(edges)))
     inner = shapely.point_on_surface(faces)
     face_i, piece_i = shapely.STRtree(pieces).query(inner, predicate="within")
@@ -130,9 +129,16 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     # 4. Each share to the nearest child; a share touching nobody near it to the fallback.
     near = slots.nearest(piece_i, inner, rim)
     kid = slots.kid[near]
-    fi, gi, length = contact_lengths(faces, geoms, eps)
-    touching = np.zeros(len(faces), dtype=bool)
-    touching[fi[(gi == kid[fi]) & (length > eps)]] = True
+    # The one face nearest a child holds that child's border (the places by
+    # it are nearest it): only a second face, or a child with no border here,
+    # needs its contact measured.
+    _, where, count = np.unique(near, return_inverse=True, return_counts=True)
+    doubt = np.flatnonzero((count[where.ravel()] > 1) | (rim.count[near] == 0))
+    touching = np.ones(len(faces), dtype=bool)
+    if len(doubt):
+        fi, gi, length = contact_lengths(faces[doubt], geoms, eps)
+        touching[doubt] = False
+        touching[doubt[fi[(gi == kid[doubt][fi]) & (length > eps)]]] = True
     kid = np.where(touching, kid, fallback[piece_i])
     order = np.lexsort((kid, piece_i))
     groups = np.c_[piece_i[order], kid[order]]
@@ -195,8 +201,7 @@ class _Rim:
         self.piece_of_xy = ring_piece[ring]
         # Vertex ids: one per distinct position within a piece.
         self._keys = np.c_[self.piece_of_xy.astype(float), xy]
-        self._table, inverse = np.unique(self._keys, axis=0, return_inverse=True)
-        self.xy_id = inverse.ravel()
+        self._table, _, self.xy_id, _ = _unique_rows(self._keys)
         self.xy = self._table[:, 1:]
         self.vertex_piece = self._table[:, 0].astype(np.int64)
         self.seg = np.c_[self.xy_id[start], self.xy_id[start + 1]]
@@ -223,6 +228,13 @@ class _Rim:
         first = np.r_[True, hit[1:] != hit[:-1]] if len(hit) else np.zeros(0, dtype=bool)
         self.seg_slot = np.full(len(start), -1, dtype=np.int64)
         self.seg_slot[hit[first]] = hold[first]
+        # A clean vertex: every segment at it runs along the same child.
+        low = np.full(len(self.xy), np.iinfo(np.int64).max)
+        high = np.full(len(self.xy), -2)
+        for end in (self.seg[:, 0], self.seg[:, 1]):
+            np.minimum.at(low, end, self.seg_slot)
+            np.maximum.at(high, end, self.seg_slot)
+        self.clean = (low == high) & (low >= 0)
         # Each slot's border, shifted into a lane of its own: x + lane * slot.
         box = shapely.bounds(pieces)
         self.origin = box[:, :2]
@@ -231,9 +243,9 @@ class _Rim:
         along = along[np.argsort(self.seg_slot[along], kind="stable")]
         ends = self.xy[self.seg[along]]  # (n, 2, 2), grouped by slot
         self._a, self._b = ends[:, 0], ends[:, 1]
-        self._count = np.bincount(self.seg_slot[along], minlength=len(slots.piece))
-        self._first = np.cumsum(self._count) - self._count
-        long = np.isin(self.seg_slot[along], np.flatnonzero(self._count > _BRUTE))
+        self.count = np.bincount(self.seg_slot[along], minlength=len(slots.piece))
+        self._first = np.cumsum(self.count) - self.count
+        long = np.isin(self.seg_slot[along], np.flatnonzero(self.count > _BRUTE))
         shifted = self._shift(ends[long], np.repeat(self.seg_slot[along][long], 2).reshape(-1, 2))
         self.tree = shapely.STRtree(shapely.linestrings(shifted)) if long.any() else None
 
@@ -304,7 +316,7 @@ class _Rim:
         its own, so one nearest-neighbour query answers for all points.
         """
         out = np.full(len(xy), np.inf)
-        n = self._count[slot]
+        n = self.count[slot]
         short = np.flatnonzero((n > 0) & (n <= _BRUTE))
         if len(short):
             k = n[short]
@@ -351,7 +363,8 @@ class _Rim:
         own[row[mine]] = dist[mine]
         return best - own
 
-    def last_nearest(self, p: np.ndarray, q: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    def last_nearest(self, p: np.ndarray, q: np.ndarray, slot: np.ndarray,
+                     clean: np.ndarray) -> np.ndarray:  # fmt: skip
         """Along each edge ``p -> q``: how far (0..1) ``slot``'s child stays the nearest.
 
         The child of ``p`` is nearest at ``p``; the answer is where another
@@ -367,10 +380,20 @@ class _Rim:
             x = p[idx] + (q[idx] - p[idx]) * t[:, None]
             return self.nearest_margin(x, piece[idx], slot[idx])
 
-        every = np.arange(len(p))
         t0 = np.minimum(_NUDGE / size, 0.5)
         t1 = 1.0 - t0
-        m0, m1 = margin(t0, every), margin(t1, every)
+        m0, m1 = np.empty(len(p)), np.empty(len(p))
+        # Between two children, from a clean vertex of one to a clean vertex
+        # of the other, each end lies on its own child only: no nudge, and
+        # one distance each (the other is 0).
+        first = self.slots.first[piece]
+        fast = np.flatnonzero((self.slots.count[piece] == 2) & clean)
+        other = 2 * first[fast] + 1 - slot[fast]
+        t0[fast], t1[fast] = 0.0, 1.0
+        m0[fast] = self.distance(p[fast], other)
+        m1[fast] = -self.distance(q[fast], slot[fast])
+        slow = np.setdiff1d(np.arange(len(p)), fast)
+        m0[slow], m1[slow] = margin(t0[slow], slow), margin(t1[slow], slow)
         t = np.where(m0 < -_TIE, 0.0, 1.0)  # lost at once, or kept to the end
         todo = np.flatnonzero((m0 >= -_TIE) & (m1 < -_TIE))
         t[todo] = _switch(margin, todo, t0[todo], t1[todo], m0[todo], m1[todo], size[todo])
@@ -385,11 +408,12 @@ class _Rim:
         """
         p, q = self.xy[start], self.xy[end]
         u, v = label[start], label[end]
-        t_u = self.last_nearest(p, q, u)
+        clean = self.clean[start] & self.clean[end] & (u != v)
+        t_u = self.last_nearest(p, q, u, clean)
         t_v = t_u.copy()
         more = np.flatnonzero(self.slots.count[self.slots.piece[u]] > 2)
         if len(more):
-            t_v[more] = 1.0 - self.last_nearest(q[more], p[more], v[more])
+            t_v[more] = 1.0 - self.last_nearest(q[more], p[more], v[more], clean[more])
         size = np.hypot(*(q - p).T)
         t_v = np.where((t_v - t_u) * size <= 2 * _CLOSE, t_u, np.maximum(t_u, t_v))
         first, second = _along(p, q, t_u), _along(p, q, t_v)
@@ -488,11 +512,26 @@ def _along(p: np.ndarray, q: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out
 
 
+def _unique_rows(rows: np.ndarray):
+    """``np.unique(rows, axis=0)`` with index, inverse and counts, by one lexsort.
+
+    (``np.unique`` on rows sorts them as opaque byte strings: several times
+    slower on the tens of thousands of rows here.)
+    """
+    order = np.lexsort(rows.T[::-1])
+    ranked = rows[order]
+    start = np.r_[True, (ranked[1:] != ranked[:-1]).any(axis=1)] if len(rows) else np.zeros(0, bool)
+    group = np.cumsum(start) - 1
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[order] = group
+    count = np.diff(np.r_[np.flatnonzero(start), len(rows)])
+    return ranked[start], order[start], inverse, count
+
+
 def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Position in ``table`` of each row of ``rows`` (exact match), or -1."""
     both = np.concatenate([table, rows])
-    _, inverse = np.unique(both, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    inverse = _unique_rows(both)[2]
     lookup = np.full(inverse.max() + 1, -1, dtype=np.int64)
     lookup[inverse[: len(table)]] = np.arange(len(table))
     return lookup[inverse[len(table) :]]
@@ -514,8 +553,7 @@ def _cuts(at, first, second, between, ends, corner, rim: _Rim) -> np.ndarray:
     mid = np.where(apart, between[e], ends[e, 1])
     points = np.concatenate([first[e], second[e][apart]])
     pair = np.sort(np.c_[np.r_[ends[e, 0], mid[apart]], np.r_[mid, ends[e, 1][apart]]], axis=1)
-    rows, once, count = np.unique(np.c_[np.r_[tri, tri[apart]].astype(float), points], axis=0,
-                                  return_index=True, return_counts=True)  # fmt: skip
+    rows, once, _, count = _unique_rows(np.c_[np.r_[tri, tri[apart]].astype(float), points])
     # A corner both its edges cross at: its child has only that point here.
     keep = count == 1
     tri, points, pair = rows[keep, 0].astype(np.int64), rows[keep, 1:], pair[once[keep]]
@@ -634,7 +672,7 @@ def _centres(corner: np.ndarray, present: np.ndarray, rim: _Rim, crossing: np.nd
     smooth, so a Newton step has no gradient to follow.)
     """
     row, col = np.nonzero(present >= 0)
-    pairs = np.unique(np.c_[row, present[row, col]], axis=0)
+    pairs = _unique_rows(np.c_[row, present[row, col]])[0]
     row, slot = pairs[:, 0], pairs[:, 1]
 
     def spread(points: np.ndarray) -> np.ndarray:
