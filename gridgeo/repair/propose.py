@@ -91,6 +91,7 @@ class Proposal:
     tolerances: Tolerances
     _changes: dict[int, tuple[str, Change | Recode]] = field(default_factory=dict, repr=False)
     _metric: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _final: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _system: GridSystem | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -195,6 +196,7 @@ def propose_repair(
     rows: list[dict] = []
     changes: dict[int, tuple[str, Change | Recode]] = {}
     prepared: dict[str, np.ndarray] = {}
+    finals: dict[str, np.ndarray] = {}  # each level repaired (every change not refused)
     codes_now = {n: system[n]["code"].astype(str).to_numpy(dtype=object).copy()
                  for n in config.level_names}  # fmt: skip
     parents_now = {n: system[n]["parent_code"].astype(str).to_numpy(dtype=object).copy()
@@ -252,8 +254,9 @@ def propose_repair(
         _parent_dependencies(rows, first, parent_rows, changes, tol)
         parent_rows = list(range(first, len(rows)))
         mothers, mother_codes = final, codes_now[name]
+        finals[name] = final
     audit = _audit(rows, metric, system.crs, homes, report)
-    return Proposal(audit, system, rule, fill, tol, changes, prepared)
+    return Proposal(audit, system, rule, fill, tol, changes, prepared, finals)
 
 
 def apply(
@@ -605,9 +608,18 @@ def _composed(proposal: Proposal, name: str, rows: list[int]) -> dict[int, shape
             removed.setdefault(c.source, []).append(c.piece)
         if c.action in GAINS:
             added.setdefault(c.target, []).append(c.piece)
+    # Every change of the level that is not refused: the proposal composed them already.
+    every = {
+        r for r, (lv, c) in proposal._changes.items()
+        if lv == name and isinstance(c, Change) and not c.refused and c.action != "make_valid"
+    }  # fmt: skip
+    final = proposal._final.get(name) if every <= set(rows) else None
     out = {}
     dust = proposal.tolerances.dust
     for i in set(base) | set(removed) | set(added):
+        if final is not None and (i in removed or i in added):
+            out[i] = final[i]
+            continue
         start = base.get(i, prepared[i] if (i in removed or i in added) else original[i])
         out[i] = compose(start, removed.get(i, []), added.get(i, []), dust)
     return out

@@ -42,7 +42,7 @@ __all__ = ["split_pieces"]
 _TIE = 1e-6  # metres: two distances closer than this are equal
 _NUDGE = 1e-3  # metres: an edge's end is judged this far inside it (a corner on two children)
 _CLOSE = 1e-4  # metres: a crossing is found to within this along its edge
-_RIM = 200  # a rim is given at most about this many vertices
+_RIM = 150  # a rim is given at most about this many vertices
 _BRUTE = 96  # a child's border of at most this many segments is measured without a tree
 
 
@@ -86,10 +86,10 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
         return out
     slots = _Slots(pieces, kids, geoms)
     rim = _Rim(pieces, slots, geoms, eps)
-    # A vertex at least every two strip widths (2 area / perimeter) along a child.
+    # A vertex at least every three strip widths (2 area / perimeter) along a child.
     perimeter = shapely.length(pieces)
     strip = 2 * shapely.area(pieces) / np.maximum(perimeter, 1e-300)
-    finer = rim.densified(np.maximum(2 * strip, perimeter / _RIM))
+    finer = rim.densified(np.maximum(3 * strip, perimeter / _RIM))
     if finer is not None:
         pieces = finer
         rim = _Rim(pieces, slots, geoms, eps)
