@@ -108,7 +108,12 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     hi = np.maximum(a[tri_of, k_of], b[tri_of, k_of])
     keys, _, edge_of, _ = _unique_rows(np.c_[lo, hi])
     first, second, between = rim.crossings(keys[:, 0], keys[:, 1], vertex_label)
-    first, second = rim.merged(first, second)
+    # Flat triangles (three rim vertices on a line): their edges' crossings merged.
+    e1, e2 = corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0]
+    twice = np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    flat = twice <= 1e-9 * np.maximum(np.einsum("ij,ij->i", e1, e1), np.einsum("ij,ij->i", e2, e2))
+    on_flat = np.unique(edge_of[flat[tri_of]])
+    first, second = rim.merged(first, second, on_flat)
     # 3. Dividing lines inside the triangles, and the rim cut where they meet it.
     at = np.full(mixed.shape, -1, dtype=np.int64)
     at[tri_of, k_of] = edge_of
@@ -424,14 +429,17 @@ class _Rim:
             between[apart] = self.slots.nearest(self.slots.piece[u[apart]], middle, self)
         return first, second, between
 
-    def merged(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Crossings within ``_TIE`` of a rim vertex, or of each other, made one point.
+    def merged(self, first: np.ndarray, second: np.ndarray, flat: np.ndarray):
+        """Crossings on the edges ``flat`` within ``_TIE`` of a rim vertex, or of each other,
+        made one point.
 
-        Two crossings of the same place on different edges (a flat triangle
-        of collinear rim vertices has two edges along the same line) come
-        out an ulp apart; left so, the linework would not close there.
+        A flat triangle (collinear rim vertices) has two edges along the
+        same line: two crossings of the same place on them come out an ulp
+        apart; left so, the linework would not close there.
         """
-        points = np.concatenate([first, second])
+        if not len(flat):
+            return first, second
+        points = np.concatenate([first[flat], second[flat]])
         vertex, hit = shapely.STRtree(shapely.points(self.xy)).query(
             shapely.points(points), predicate="dwithin", distance=_TIE
         )
@@ -448,7 +456,9 @@ class _Rim:
                 break
             root = low
         points = points[root]
-        return points[: len(first)], points[len(first) :]
+        first, second = first.copy(), second.copy()
+        first[flat], second[flat] = points[: len(flat)], points[len(flat) :]
+        return first, second
 
     def segments(self, keys: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The rim as segments (n × 2 × 2), cut at the crossings that lie on it."""
