@@ -247,7 +247,8 @@ class _Rim:
         along = np.flatnonzero(self.seg_slot >= 0)
         along = along[np.argsort(self.seg_slot[along], kind="stable")]
         ends = self.xy[self.seg[along]]  # (n, 2, 2), grouped by slot
-        self._a, self._b = ends[:, 0], ends[:, 1]
+        self._a, self._ab = ends[:, 0], ends[:, 1] - ends[:, 0]
+        self._inv = 1.0 / np.maximum(np.einsum("ij,ij->i", self._ab, self._ab), 1e-300)
         self.count = np.bincount(self.seg_slot[along], minlength=len(slots.piece))
         self._first = np.cumsum(self.count) - self.count
         long = np.isin(self.seg_slot[along], np.flatnonzero(self.count > _BRUTE))
@@ -329,15 +330,12 @@ class _Rim:
             seg = np.repeat(self._first[slot[short]], k) + (
                 np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
             )
-            a, ab = self._a[seg], self._b[seg] - self._a[seg]
-            ap = xy[short][row] - a
-            t = np.clip(
-                np.einsum("ij,ij->i", ap, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-300),
-                0,
-                1,
-            )
-            d = np.hypot(*(ap - ab * t[:, None]).T)
-            out[short] = np.minimum.reduceat(d, np.cumsum(k) - k)
+            ab = self._ab[seg]
+            ap = xy[short][row] - self._a[seg]
+            t = np.clip(np.einsum("ij,ij->i", ap, ab) * self._inv[seg], 0.0, 1.0)
+            gap = ap - ab * t[:, None]
+            d = np.einsum("ij,ij->i", gap, gap)
+            out[short] = np.sqrt(np.minimum.reduceat(d, np.cumsum(k) - k))
         long = np.flatnonzero(n > _BRUTE)
         if len(long):
             points = shapely.points(self._shift(xy[long].copy(), slot[long]))
