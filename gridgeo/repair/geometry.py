@@ -230,14 +230,18 @@ def repair_level(
     if mothers is None or coverage is Coverage.ROOT:
         return changes, current
     has = parent_of >= 0
+    # Each step's changes are applied to the polygons the step before left.
     changes += _cut(current, parent_of, mothers, has, tol)
     current = _applied(geoms, changes, tol)
+    done = len(changes)
     changes += _give(current, has, codes, tol, rule, votes, homes)
-    current = _applied(geoms, changes, tol)
+    current = _applied(current, changes[done:], tol)
+    done = len(changes)
     changes += _fill(current, parent_of, mothers, has, coverage, tol, fill)
     # Refuse what would leave a polygon empty or newly in pieces, then recompose
-    # (only when something was refused: composing a county costs its vertices).
-    final = _applied(geoms, changes, tol)
+    # from the start (only when something was refused: composing a county
+    # costs its vertices).
+    final = _applied(current, changes[done:], tol)
     broken = _broken(geoms, final, changes, tol)
     for i in broken:
         _refuse_greedily(i, geoms[i], changes, tol)
