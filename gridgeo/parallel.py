@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["WORKERS", "chunked", "started"]
+__all__ = ["WORKERS", "chunked", "each", "started"]
 
 WORKERS = max(1, min(os.cpu_count() or 1, 8))
 """Threads :func:`chunked` uses: the machine's cores, at most 8."""
@@ -38,12 +38,11 @@ def chunked(func: Callable[..., np.ndarray], *arrays: np.ndarray, min_chunk: int
     """
     n = len(arrays[0])
     parts = min(WORKERS, n // max(min_chunk, 1))
-    if parts < 2:
+    if parts < 2 or _inside():
         return func(*arrays)
     # Interleaved rows give each thread a like mix of large and small geometries.
     slices = [np.arange(k, n, parts) for k in range(parts)]
-    with ThreadPoolExecutor(max_workers=parts) as pool:
-        results = list(pool.map(lambda rows: func(*(a[rows] for a in arrays)), slices))
+    results = list(_pool().map(lambda rows: func(*(a[rows] for a in arrays)), slices))
     out = np.empty(n, dtype=np.asarray(results[0]).dtype)
     for rows, result in zip(slices, results, strict=True):
         out[rows] = result
@@ -52,6 +51,34 @@ def chunked(func: Callable[..., np.ndarray], *arrays: np.ndarray, min_chunk: int
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+
+
+def each(func: Callable, items: list) -> list:
+    """``[func(x) for x in items]`` on :data:`WORKERS` threads, in order.
+
+    For a few long GEOS calls on separate geometries (a county's overlay
+    each), where one vectorised call cannot hold them.
+
+    >>> each(len, [[1], [1, 2], []])
+    [1, 2, 0]
+    """
+    if len(items) < 2 or WORKERS < 2 or _inside():
+        return [func(x) for x in items]
+    return list(_pool().map(func, items))
+
+
+def _inside() -> bool:
+    """Is this one of the pool's threads? (Its work then runs in place: a
+    worker waiting on work queued behind it would wait for ever.)"""
+    return threading.current_thread().name.startswith("gridgeo")
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="gridgeo")
+    return _POOL
 
 
 def started(func: Callable, *args) -> Future:
@@ -63,8 +90,4 @@ def started(func: Callable, *args) -> Future:
     >>> started(sum, [1, 2, 3]).result()
     6
     """
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="gridgeo")
-    return _POOL.submit(func, *args)
+    return _pool().submit(func, *args)

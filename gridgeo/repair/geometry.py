@@ -42,6 +42,7 @@ import shapely
 from gridgeo.check.steps import contact_lengths, interiors, polygonal
 from gridgeo.config import Coverage, Tolerances
 from gridgeo.defects import polygon_width, without_dust_holes
+from gridgeo.parallel import each
 from gridgeo.repair.split import split_pieces
 
 __all__ = [
@@ -301,8 +302,11 @@ def _applied(geoms: np.ndarray, changes: list[Change], tol: Tolerances) -> np.nd
             removed.setdefault(c.source, []).append(c.piece)
         if c.action in GAINS:
             added.setdefault(c.target, []).append(c.piece)
-    for i in set(removed) | set(added):
-        out[i] = compose(geoms[i], removed.get(i, []), added.get(i, []), tol.dust)
+    touched = sorted(set(removed) | set(added))
+    composed = each(lambda i: compose(geoms[i], removed.get(i, []), added.get(i, []), tol.dust),
+                    touched)  # fmt: skip
+    for i, geom in zip(touched, composed, strict=True):
+        out[i] = geom
     return out
 
 

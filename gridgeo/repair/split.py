@@ -36,6 +36,7 @@ import numpy as np
 import shapely
 
 from gridgeo.check.steps import contact_lengths
+from gridgeo.parallel import chunked
 
 __all__ = ["split_pieces"]
 
@@ -314,7 +315,11 @@ class _Rim:
         return out
 
     def distance(self, xy: np.ndarray, slot: np.ndarray) -> np.ndarray:
-        """Distance from each point to the border of its slot's child along the piece.
+        """Distance from each point to the border of its slot's child along the piece."""
+        return chunked(self._distance, xy, slot, min_chunk=4000)
+
+    def _distance(self, xy: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """:meth:`distance` on one thread.
 
         A border of a few segments is measured against each of them in numpy
         (a tree query costs as much as a hundred segments); a longer one
