@@ -90,10 +90,10 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     # A vertex at least every three strip widths (2 area / perimeter) along a child.
     perimeter = shapely.length(pieces)
     strip = 2 * shapely.area(pieces) / np.maximum(perimeter, 1e-300)
-    finer = rim.densified(np.maximum(3 * strip, perimeter / _RIM))
+    finer, along = rim.densified(np.maximum(3 * strip, perimeter / _RIM))
     if finer is not None:
         pieces = finer
-        rim = _Rim(pieces, slots, geoms, eps)
+        rim = _Rim(pieces, slots, geoms, eps, along)
     vertex_label = rim.vertex_labels()
     # 1. Triangles on the pieces' own vertices; each corner is a rim vertex.
     tris, tri_piece = shapely.get_parts(shapely.constrained_delaunay_triangles(pieces),
@@ -197,7 +197,9 @@ class _Slots:
 class _Rim:
     """The pieces' rim vertices and segments, and each child's border in a lane of its own."""
 
-    def __init__(self, pieces: np.ndarray, slots: _Slots, geoms: np.ndarray, eps: float) -> None:
+    def __init__(self, pieces: np.ndarray, slots: _Slots, geoms: np.ndarray, eps: float,
+                 along: np.ndarray | None = None) -> None:  # fmt: skip
+        """``along``: each rim segment's slot, when known (-1: the parent's edge)."""
         rings, ring_piece = shapely.get_rings(pieces, return_index=True)
         xy, ring = shapely.get_coordinates(rings, return_index=True)
         start = np.flatnonzero(ring[1:] == ring[:-1])  # segment start -> start + 1
@@ -212,28 +214,9 @@ class _Rim:
         self.vertex_piece = self._table[:, 0].astype(np.int64)
         self.seg = np.c_[self.xy_id[start], self.xy_id[start + 1]]
         seg_piece = self.piece_of_xy[start]
-        # Which child each segment runs along: its middle lies within eps of it.
-        middle = shapely.points((xy[start] + xy[start + 1]) / 2)
-        # One query per child (each prepared once), then matched to the slots.
-        kid, back = np.unique(slots.kid, return_inverse=True)
-        which, hit = shapely.STRtree(middle).query(geoms[kid], predicate="dwithin", distance=eps)
-        slot_of = {
-            (int(p), int(k)): i
-            for i, (p, k) in enumerate(zip(slots.piece, back.ravel(), strict=True))
-        }
-        hold = np.array([slot_of.get((int(seg_piece[h]), int(w)), -1) for h, w in zip(hit, which, strict=True)],
-                        dtype=np.int64)  # fmt: skip
-        own = hold >= 0
-        hold, hit = hold[own], hit[own]
-        count = np.bincount(hit, minlength=len(start))
-        gap = np.zeros(len(hit))
-        several = count[hit] > 1  # a segment near two children: the nearer one
-        gap[several] = shapely.distance(middle[hit[several]], geoms[slots.kid[hold[several]]])
-        order = np.lexsort((gap, hit))
-        hold, hit = hold[order], hit[order]
-        first = np.r_[True, hit[1:] != hit[:-1]] if len(hit) else np.zeros(0, dtype=bool)
-        self.seg_slot = np.full(len(start), -1, dtype=np.int64)
-        self.seg_slot[hit[first]] = hold[first]
+        if along is None:
+            along = self._along(xy, start, seg_piece, slots, geoms, eps)
+        self.seg_slot = along
         # A clean vertex: every segment at it runs along the same child.
         low = np.full(len(self.xy), np.iinfo(np.int64).max)
         high = np.full(len(self.xy), -2)
@@ -256,7 +239,30 @@ class _Rim:
         shifted = self._shift(ends[long], np.repeat(self.seg_slot[along][long], 2).reshape(-1, 2))
         self.tree = shapely.STRtree(shapely.linestrings(shifted)) if long.any() else None
 
-    def densified(self, step: np.ndarray | None = None, least: int = 4) -> np.ndarray | None:
+    @staticmethod
+    def _along(xy, start, seg_piece, slots: _Slots, geoms, eps) -> np.ndarray:
+        """Which child each segment runs along: its middle lies within ``eps`` of it."""
+        middle = shapely.points((xy[start] + xy[start + 1]) / 2)
+        # One query per child (each prepared once), then matched to the slots.
+        kid, back = np.unique(slots.kid, return_inverse=True)
+        which, hit = shapely.STRtree(middle).query(geoms[kid], predicate="dwithin", distance=eps)
+        slot_of = np.full((len(slots.count), len(kid)), -1, dtype=np.int64)
+        slot_of[slots.piece, back.ravel()] = np.arange(len(slots.piece))
+        hold = slot_of[seg_piece[hit], which]
+        own = hold >= 0
+        hold, hit = hold[own], hit[own]
+        count = np.bincount(hit, minlength=len(start))
+        gap = np.zeros(len(hit))
+        several = count[hit] > 1  # a segment near two children: the nearer one
+        gap[several] = shapely.distance(middle[hit[several]], geoms[slots.kid[hold[several]]])
+        order = np.lexsort((gap, hit))
+        hold, hit = hold[order], hit[order]
+        first = np.r_[True, hit[1:] != hit[:-1]] if len(hit) else np.zeros(0, dtype=bool)
+        out = np.full(len(start), -1, dtype=np.int64)
+        out[hit[first]] = hold[first]
+        return out
+
+    def densified(self, step: np.ndarray | None = None, least: int = 4):
         """The pieces with each child's border along them given more vertices.
 
         Each segment along a child is cut into parts at most ``step`` long
@@ -266,7 +272,9 @@ class _Rim:
         share would shrink towards that edge. The new vertices lie on
         children's borders only, where the shares join their children, so
         none is left in the result; the parent's edge keeps its own vertices.
-        ``None`` when nothing is cut.
+
+        Returns the pieces and each new segment's slot (``None`` when a
+        piece had to stay as it was), or ``(None, None)`` when nothing is cut.
         """
         xy, ring, ring_piece, start = self._raw
         a, b = xy[start], xy[start + 1]
@@ -287,7 +295,7 @@ class _Rim:
             fine = np.ceil(size / step[ring_piece[of]]).astype(np.int64)
             parts = np.where(slot >= 0, np.maximum(parts, fine), parts)
         if (parts == 1).all():
-            return None
+            return None, None
         seg = np.repeat(np.arange(len(start)), parts)
         k = np.arange(len(seg)) - np.repeat(np.cumsum(parts) - parts, parts)
         points = a[seg] + (b - a)[seg] * (k / parts[seg])[:, None]
@@ -299,7 +307,10 @@ class _Rim:
         rings = shapely.linearrings(coords, indices=ids)
         finer = shapely.polygons(rings, indices=ring_piece[np.unique(ids)])
         # A needle (two edges a hair apart) can come out crossing itself: kept as it was.
-        return np.where(shapely.is_valid(finer), finer, self._pieces)
+        valid = shapely.is_valid(finer)
+        if valid.all():  # each new segment runs along its old one's child
+            return finer, np.repeat(self.seg_slot, parts)
+        return np.where(valid, finer, self._pieces), None
 
     def _shift(self, xy: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """``xy`` in the lane of ``slot`` (same leading shape)."""
