@@ -15,6 +15,7 @@ the units' assignment instead of polygon edges, so the plan stays the truth.
 
 The modules: :mod:`~gridgeo.repair.propose` (the proposal, the audit,
 applying), :mod:`~gridgeo.repair.geometry` (one level's steps),
+:mod:`~gridgeo.repair.split` (gap pieces split among the children along them),
 :mod:`~gridgeo.repair.codes` (duplicates and orphans),
 :mod:`~gridgeo.repair.plan` (plans).
 

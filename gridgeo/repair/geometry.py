@@ -12,7 +12,8 @@ repaired) polygons of the level above:
    the rest of it (``move``), so nobody ends in pieces;
 4. ``fill``: each piece of a parent no child covers (inside, or open to the
    parent's edge: an inlet) goes to the children along it — the longest
-   border, or split among them along the gap (:func:`_split`).
+   border, or split among them along the gap, each place to the nearest
+   (:func:`gridgeo.repair.split.split_pieces`).
 
 Only the widths the audit reports are measured
 (:func:`~gridgeo.defects.polygon_width`, a dozen erosions each); "is this part
@@ -25,7 +26,8 @@ and accept one by one; it may snap vertices of polygons that had no defect
 (they would no longer be bit-identical); it never fills a gap open to the
 parent's edge, nor clips children to a parent. The primitives here are GEOS
 all the same (overlay, ``make_valid``, ``coverage_invalid_edges``,
-``coverage_union_all``, ``delaunay_triangles``), vectorised over pieces.
+``coverage_union_all``, ``constrained_delaunay_triangles``, ``polygonize``),
+vectorised over pieces.
 
 A change is a :class:`Change`; the repaired geometry of a polygon is always
 ``base − (cut and given pieces) ∪ (filled pieces)``
@@ -437,20 +439,28 @@ def _cut_off(loser, keeper, piece, geoms, usable, tol) -> shapely.Geometry | Non
 def _along_rest(pieces: np.ndarray, a: np.ndarray, b: np.ndarray, geoms: np.ndarray):
     """How long a border each overlap piece of ``a`` and ``b`` shares with the rest of each.
 
-    A piece lies in both; its rim runs along ``a``'s edge, ``b``'s edge or
-    both. What does not run along ``a``'s edge is inside ``a``: the border
-    with the rest of ``a`` is the perimeter less the part along ``a``'s edge.
-    One prepared query per polygon (:func:`~gridgeo.check.steps.contact_lengths`
-    of the pieces against the polygons' edges), no overlay.
+    Each segment of a piece's rim borders whatever lies just outside it: a
+    point ``_EPS`` out from its middle (rims oriented, the outside on the
+    right) is looked up in ``a`` and ``b`` (one prepared query per polygon,
+    no overlay). A hair-thin spur of the piece counts for the polygon on
+    each side of it, as the overlay did.
     """
+    rings, owner = shapely.get_rings(shapely.orient_polygons(pieces), return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])
+    d = xy[seg + 1] - xy[seg]
+    length = np.hypot(*d.T)
+    right = np.c_[d[:, 1], -d[:, 0]] / np.maximum(length, 1e-300)[:, None]
+    probe = shapely.points((xy[seg] + xy[seg + 1]) / 2 + right * _EPS)
+    piece_of = owner[ring[seg]]
     used = np.unique(np.r_[a, b])
-    pi, gi, length = contact_lengths(pieces, shapely.boundary(geoms[used]), _EPS)
-    on = np.zeros((len(pieces), len(used)))
-    on[pi, gi] = length
-    perimeter = shapely.length(pieces)
-    col_a, col_b = np.searchsorted(used, a), np.searchsorted(used, b)
-    rows = np.arange(len(pieces))
-    return perimeter - on[rows, col_a], perimeter - on[rows, col_b]
+    gi, si = shapely.STRtree(probe).query(geoms[used], predicate="contains")
+    who = used[gi]
+    rest_a, rest_b = np.zeros(len(pieces)), np.zeros(len(pieces))
+    k = piece_of[si]
+    np.add.at(rest_a, k[who == a[k]], length[si][who == a[k]])
+    np.add.at(rest_b, k[who == b[k]], length[si][who == b[k]])
+    return rest_a, rest_b
 
 
 def _winner(pieces, a, b, geoms, codes, rule, votes, homes):
