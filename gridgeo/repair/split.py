@@ -128,7 +128,11 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     )
     edges[swap] = edges[swap, ::-1]
     edges = _unique_rows(edges.reshape(-1, 4))[0].reshape(-1, 2, 2)
-    faces = shapely.get_parts(shapely.polygonize(shapely.linestrings(edges)))
+    # Runs of segments joined first (fewer, longer edges for GEOS to sort).
+    runs = shapely.get_parts(
+        shapely.line_merge(shapely.multilinestrings(shapely.linestrings(edges)))
+    )
+    faces = shapely.get_parts(shapely.polygonize(runs))
     inner = shapely.point_on_surface(faces)
     face_i, piece_i = shapely.STRtree(pieces).query(inner, predicate="within")
     faces, inner = faces[face_i], inner[face_i]
