@@ -354,3 +354,24 @@ def test_plan_repair_moves_units_not_edges():
     assert len(propose_plan_repair(fixed)) == 0
     with pytest.raises(GridgeoError, match=r"needs a gridgeo\.plan\.Plan"):
         propose_plan_repair(lattice_system())
+
+
+def test_a_sliver_with_a_hair_thin_spur_goes_back_to_the_polygon_it_was_cut_from():
+    """The strip was cut from the square above; a spur of it a ten-millionth of a
+    metre thin runs on along the square below. Summed rim segments count the spur
+    twice for the square below (both its sides lie on it); the border is what the
+    two squares share with the strip, each stretch once."""
+    from gridgeo.config import Coverage
+    from gridgeo.repair.geometry import repair_level
+
+    strip = shapely.Polygon([(10, 0), (95, 0), (60, 1e-7), (60, 0.4), (10, 0.4)])
+    above = shapely.difference(box(0, 0, 100, 10), strip)
+    below = box(0, -10, 100, 0)
+    geoms = np.array([above, below], dtype=object)
+    changes, final = repair_level(
+        geoms, np.array([0, 0]), np.array([box(0, -10, 100, 10)]), Coverage.FULL,
+        BANNER.tolerances, codes=np.array(["1", "2"]),
+    )  # fmt: skip
+    fills = [c for c in changes if c.action == "fill"]
+    assert [(c.kind, c.target) for c in fills] == [("sliver", 0)]
+    assert shapely.symmetric_difference(final[0], box(0, 0, 100, 10)).area < 1e-6
