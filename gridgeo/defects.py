@@ -204,7 +204,7 @@ def polygon_width(geoms: np.ndarray, tolerance: float = 0.01, rel: float = 0.01)
         floor = np.where(holed | (shapely.get_type_id(target) != 3), 0.0, strip)
         width[~dust] = chunked(
             lambda g, a, f: _measured_width(g, a, f, tolerance, rel),
-            target[~dust], area[~dust], floor[~dust],
+            target[~dust], area[~dust], floor[~dust], min_chunk=100,
         )  # fmt: skip
     out[poly] = width
     return out
