@@ -612,7 +612,7 @@ def _cuts(at, first, second, between, ends, corner, rim: _Rim) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _bent(cuts, tri, u, v, corner, rim: _Rim, depth: int = 8) -> np.ndarray:
+def _bent(cuts, tri, u, v, corner, rim: _Rim, depth: int = 4) -> np.ndarray:
     """Cuts between children ``u`` and ``v`` bent, inside their triangles, onto their dividing line.
 
     Both ends of a cut lie on the line dividing the two children, but
