@@ -26,7 +26,16 @@ import gridgeo
 from gridgeo.cli.assign import CHUNK_ROWS, run_assign
 from gridgeo.cli.check import run_check
 from gridgeo.cli.maps import run_map
-from gridgeo.cli.options import Parser, add_command, format_option, layers_help
+from gridgeo.cli.options import (
+    CONFIG_HELP,
+    COORDS_HELP,
+    ENCODING_HELP,
+    Parser,
+    add_command,
+    format_option,
+    layers_help,
+    system_options,
+)
 from gridgeo.cli.output import Ui
 from gridgeo.cli.plan import (
     run_plan_diff,
@@ -52,18 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gridgeo {gridgeo.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    encoding_help = (
-        "text encoding of the grid system's Shapefiles, e.g. GBK or UTF-8 "
-        "(default: detected per file)"
-    )
-    coords_help = (
-        "the grid layers' longitudes/latitudes are really AMap/Tencent (gcj02) or Baidu "
-        "(bd09) coordinates: converted to WGS-84 on read"
-    )
-    config_help = (
-        "configuration file of the grid system's levels, codes and roles (TOML, "
-        "written by `gridgeo init`; default: the banner's)"
-    )
 
     p = add_command(
         sub,
@@ -130,13 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--id", metavar="COLUMN", help="plain layer: the column naming its polygons (default: row)"
     )
     p.add_argument("--limit", type=int, default=40, help="rows of the table to print (default 40)")
-    p.add_argument("--encoding", help=encoding_help)
-    p.add_argument("--config", help=config_help)
-    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
+    system_options(p)
     format_option(p)
     p.set_defaults(func=run_check)
 
-    repair_parser(sub, encoding_help, config_help, coords_help)
+    repair_parser(sub)
 
     p = add_command(
         sub,
@@ -188,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--encoding", help="text encoding of a CSV points table (default: UTF-8, else GB18030)"
     )
-    p.add_argument("--grids-encoding", help=encoding_help)
-    p.add_argument("--grids-coords", choices=["gcj02", "bd09"], help=coords_help)
-    p.add_argument("--config", help=config_help)
+    p.add_argument("--grids-encoding", help=ENCODING_HELP)
+    p.add_argument("--grids-coords", choices=["gcj02", "bd09"], help=COORDS_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument(
         "--chunk-size",
         type=int,
@@ -237,9 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     layers = p.add_argument("--layers", help="comma-separated layers to include")
     layers.lazy_help = layers_help
-    p.add_argument("--encoding", help=encoding_help)
-    p.add_argument("--config", help=config_help)
-    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
+    system_options(p)
     p.add_argument(
         "--points-encoding",
         help="text encoding of the --households / --incidents CSV tables "
@@ -259,9 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help="folder of Shapefiles, GeoPackage, or folder of GeoParquet files")
     p.add_argument("--lenient", action="store_true", help="do not reject code defects on load")
-    p.add_argument("--encoding", help=encoding_help)
-    p.add_argument("--config", help=config_help)
-    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
+    system_options(p)
     format_option(p)
     p.set_defaults(func=run_info)
 
@@ -280,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--out", default="gridgeo.toml", help="the file to write (default gridgeo.toml)"
     )
-    p.add_argument("--encoding", help=encoding_help)
+    p.add_argument("--encoding", help=ENCODING_HELP)
     p.set_defaults(func=run_init)
 
     p = add_command(

@@ -13,6 +13,9 @@ from gridgeo.cli.output import FORMATS
 from gridgeo.errors import CrsError, DataFileError, GridgeoError
 
 __all__ = [
+    "CONFIG_HELP",
+    "COORDS_HELP",
+    "ENCODING_HELP",
     "LEVEL_HEADERS",
     "Output",
     "Parser",
@@ -26,6 +29,7 @@ __all__ = [
     "prepared_output",
     "read_config",
     "read_input",
+    "system_options",
     "write_text",
 ]
 
@@ -225,6 +229,26 @@ def add_command(sub, name: str, summary: str, description: str, examples: str):
         epilog="examples:\n" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+ENCODING_HELP = (
+    "text encoding of the grid system's Shapefiles, e.g. GBK or UTF-8 (default: detected per file)"
+)
+COORDS_HELP = (
+    "the grid layers' longitudes/latitudes are really AMap/Tencent (gcj02) or Baidu "
+    "(bd09) coordinates: converted to WGS-84 on read"
+)
+CONFIG_HELP = (
+    "configuration file of the grid system's levels, codes and roles (TOML, "
+    "written by `gridgeo init`; default: the banner's)"
+)
+
+
+def system_options(parser) -> None:
+    """``--encoding``, ``--config`` and ``--coords``: how a command reads a grid system."""
+    parser.add_argument("--encoding", help=ENCODING_HELP)
+    parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--coords", choices=["gcj02", "bd09"], help=COORDS_HELP)
 
 
 def format_option(parser, choices: Sequence[str] = FORMATS) -> None:

@@ -111,15 +111,7 @@ def run_plan_diff(args: argparse.Namespace, ui: Ui) -> int:
     else:
         summary = pd.DataFrame({"count": comparison.summary})
         ui.show(summary[summary["count"] > 0], f"{args.old} → {args.new}")
-        shown = changed[columns].head(args.limit).set_index("code")
-        ui.show(
-            shown.rename(
-                columns={"households_before": "hh before", "households_after": "hh after"}
-            ),
-            "changed grids",
-        )
-        if len(changed) > args.limit:
-            ui.note(f"… {len(changed) - args.limit} more; --limit N shows more, --format csv all.")
+        _show_grids(ui, changed[columns], args.limit, "changed grids")
     return 0
 
 
@@ -252,16 +244,19 @@ def run_rebalance(args: argparse.Namespace, ui: Ui) -> int:
         ui.emit_csv(report.grids, index=False)
     else:
         ui.note(str(report))
-        shown = changed[columns].head(args.limit).set_index("code")
-        if len(shown):
-            ui.show(
-                shown.rename(
-                    columns={"households_before": "hh before", "households_after": "hh after"}
-                ),
-                "grids outside their window before or after",
-            )
-        if len(changed) > args.limit:
-            ui.note(f"… {len(changed) - args.limit} more; --limit N shows more, --format csv all.")
+        if len(changed):
+            _show_grids(ui, changed[columns], args.limit,
+                        "grids outside their window before or after")  # fmt: skip
     if out is not None:
         ui.note(f"wrote the rebalanced plan to {out} (units, grids, micro-grids, crosswalk)")
     return 0 if report.ok else 1
+
+
+def _show_grids(ui: Ui, grids: pd.DataFrame, limit: int, title: str) -> None:
+    """The first ``limit`` grids as a table (households before / after abbreviated), and
+    how many more there are."""
+    shown = grids.head(limit).set_index("code")
+    ui.show(shown.rename(columns={"households_before": "hh before", "households_after": "hh after"}),
+            title)  # fmt: skip
+    if len(grids) > limit:
+        ui.note(f"… {len(grids) - limit} more; --limit N shows more, --format csv all.")

@@ -16,6 +16,7 @@ from gridgeo.cli.options import (
     prepared_output,
     read_config,
     read_input,
+    system_options,
 )
 from gridgeo.cli.output import Ui
 
@@ -101,7 +102,7 @@ def _cmd_repair(args: argparse.Namespace, ui: Ui) -> int:
     return 0 if after.ok else 1
 
 
-def repair_parser(sub, encoding_help: str, config_help: str, coords_help: str) -> None:
+def repair_parser(sub) -> None:
     from gridgeo.repair import FILLS
 
     p = add_command(
@@ -156,8 +157,6 @@ def repair_parser(sub, encoding_help: str, config_help: str, coords_help: str) -
         "(default auto: slivers whole, wider gaps split)",
     )
     p.add_argument("--limit", type=int, default=20, help="changes printed (default 20)")
-    p.add_argument("--encoding", help=encoding_help)
-    p.add_argument("--config", help=config_help)
-    p.add_argument("--coords", choices=["gcj02", "bd09"], help=coords_help)
+    system_options(p)
     format_option(p)
     p.set_defaults(func=_cmd_repair)

@@ -44,7 +44,7 @@ import shapely
 from gridgeo.check.steps import contact_lengths, interiors, polygonal
 from gridgeo.config import Coverage, Tolerances
 from gridgeo.defects import polygon_width, without_dust_holes
-from gridgeo.parallel import WORKERS, each
+from gridgeo.parallel import chunked, each
 from gridgeo.repair.split import split_pieces
 
 __all__ = [
@@ -559,16 +559,17 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
                          float(shapely.area(piece)), params)]  # fmt: skip
     if splits:
         which = np.array([k for k, *_ in splits])
-        kids_of = [kids for _, kids, *_ in splits]
+        kids_of = np.empty(len(splits), dtype=object)
+        kids_of[:] = [kids for _, kids, *_ in splits]
         best_of = np.array([best for _, _, best, _ in splits])
-        # Pieces are split independently: half on each core (interleaved, a like mix).
-        halves = [np.arange(h, len(which), WORKERS) for h in range(min(WORKERS, len(which)))]
-        done = each(lambda rows: split_pieces(pieces[which[rows]], [kids_of[r] for r in rows],
-                                              best_of[rows], geoms, _EPS), halves)  # fmt: skip
-        shares = [None] * len(which)
-        for rows, part in zip(halves, done, strict=True):
-            for r, got in zip(rows, part, strict=True):
-                shares[r] = got
+
+        def split(part: np.ndarray, kids: np.ndarray, best: np.ndarray) -> np.ndarray:
+            got = np.empty(len(part), dtype=object)
+            got[:] = split_pieces(part, list(kids), best, geoms, _EPS)
+            return got
+
+        # Pieces are split independently of each other: on every core.
+        shares = chunked(split, pieces[which], kids_of, best_of, min_chunk=50)
         for (k, _, _, params), parts in zip(splits, shares, strict=True):
             kind = "sliver" if width[k] < tol.sliver else "gap"
             out[k] = [Change(kind, "fill", "split", -1, int(who), part, float(width[k]),

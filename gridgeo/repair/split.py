@@ -159,10 +159,16 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
         out[int(groups[s, 0])].append((int(groups[s, 1]), share))
     # The shares must add up to the piece: where they do not (linework GEOS
     # could not close), the whole piece goes to the fallback, as unsplit.
-    for k, shares in enumerate(out):
-        total = sum(shapely.area(g) for _, g in shares)
-        if abs(total - shapely.area(pieces[k])) > 1e-6 * shapely.area(pieces[k]):
-            out[k] = [(int(fallback[k]), pieces[k])]
+    share_of = np.array([k for k, shares in enumerate(out) for _ in shares], dtype=np.int64)
+    areas = shapely.area(np.array([g for shares in out for _, g in shares], dtype=object))
+    total = (
+        np.bincount(share_of, weights=areas, minlength=len(out))
+        if len(areas)
+        else np.zeros(len(out))
+    )
+    whole = shapely.area(pieces)
+    for k in np.flatnonzero(np.abs(total - whole) > 1e-6 * whole):
+        out[k] = [(int(fallback[k]), pieces[k])]
     return out
 
 
@@ -219,7 +225,7 @@ class _Rim:
         self.seg = np.c_[self.xy_id[start], self.xy_id[start + 1]]
         seg_piece = self.piece_of_xy[start]
         if along is None:
-            along = self._along(xy, start, seg_piece, slots, geoms, eps)
+            along = self._children(xy, start, seg_piece, slots, geoms, eps)
         self.seg_slot = along
         # A clean vertex: every segment at it runs along the same child.
         low = np.full(len(self.xy), np.iinfo(np.int64).max)
@@ -244,7 +250,7 @@ class _Rim:
         self.tree = shapely.STRtree(shapely.linestrings(shifted)) if long.any() else None
 
     @staticmethod
-    def _along(xy, start, seg_piece, slots: _Slots, geoms, eps) -> np.ndarray:
+    def _children(xy, start, seg_piece, slots: _Slots, geoms, eps) -> np.ndarray:
         """Which child each segment runs along: its middle lies within ``eps`` of it."""
         middle = shapely.points((xy[start] + xy[start + 1]) / 2)
         # One query per child (each prepared once), then matched to the slots.
