@@ -16,6 +16,7 @@ from gridgeo.config import Coverage, Tolerances
 from gridgeo.crs import project
 from gridgeo.errors import GridgeoError, SchemaError, option
 from gridgeo.model import GridSystem
+from gridgeo.parallel import gc_paused
 from gridgeo.repair.codes import Recode, recodes
 from gridgeo.repair.geometry import (
     FILLS,
@@ -118,6 +119,7 @@ class Proposal:
         return table
 
 
+@gc_paused()
 def propose_repair(
     system: GridSystem,
     report: CheckReport | None = None,
@@ -259,6 +261,7 @@ def propose_repair(
     return Proposal(audit, system, rule, fill, tol, changes, prepared, finals)
 
 
+@gc_paused()
 def apply(
     proposal: Proposal,
     accept: str | Iterable[int] | Callable[[gpd.GeoDataFrame], Iterable[bool]] = "small",
