@@ -302,8 +302,8 @@ def apply(
     chosen = _accepted(proposal, accept)
     audit = proposal.audit
     applied: set[int] = set()
-    for row in audit.index:  # dependencies always come first
-        deps = audit.at[row, "depends_on"]
+    for row, deps in zip(audit.index, audit["depends_on"].tolist(), strict=True):
+        # dependencies always come first
         needs = [int(d) for d in deps.split(",")] if deps else []
         if row in chosen and all(d in applied for d in needs):
             applied.add(int(row))
@@ -597,8 +597,6 @@ def _accepted(proposal: Proposal, accept) -> set[int]:
 def _composed(proposal: Proposal, name: str, rows: list[int]) -> dict[int, shapely.Geometry]:
     """Metric geometry of each polygon of level ``name`` the applied ``rows`` change."""
     prepared = proposal._metric[name]
-    original = project(proposal.original[name].geometry.to_numpy(), proposal.original.crs,
-                       proposal.original.metric_crs)  # fmt: skip
     base: dict[int, shapely.Geometry] = {}
     removed: dict[int, list] = {}
     added: dict[int, list] = {}
@@ -623,7 +621,7 @@ def _composed(proposal: Proposal, name: str, rows: list[int]) -> dict[int, shape
         if final is not None and (i in removed or i in added):
             out[i] = final[i]
             continue
-        start = base.get(i, prepared[i] if (i in removed or i in added) else original[i])
+        start = base.get(i, prepared[i])  # make_valid's output, or the prepared polygon
         out[i] = compose(start, removed.get(i, []), added.get(i, []), dust)
     return out
 
