@@ -87,10 +87,12 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
         return out
     slots = _Slots(pieces, kids, geoms)
     rim = _Rim(pieces, slots, geoms, eps)
-    # A vertex at least every three strip widths (2 area / perimeter) along a child.
+    # A vertex at least every eight strip widths (2 area / perimeter) along a
+    # child: on Bayannur, as accurate as every three (bench_repair's split
+    # accuracy, 0.065 %), with a third fewer triangles; every ten is not (0.094 %).
     perimeter = shapely.length(pieces)
     strip = 2 * shapely.area(pieces) / np.maximum(perimeter, 1e-300)
-    finer, along = rim.densified(np.maximum(3 * strip, perimeter / _RIM))
+    finer, along = rim.densified(np.maximum(8 * strip, perimeter / _RIM))
     if finer is not None:
         pieces = finer
         rim = _Rim(pieces, slots, geoms, eps, along)
