@@ -626,6 +626,11 @@ def _composed(proposal: Proposal, name: str, rows: list[int]) -> dict[int, shape
     return out
 
 
+def _ranks(ids: np.ndarray) -> np.ndarray:
+    """Sorted ids numbered 0, 1, … in order (indices for shapely's constructors)."""
+    return np.cumsum(np.r_[False, ids[1:] != ids[:-1]]) if len(ids) else ids
+
+
 class _Lookup:
     """Metric → storage coordinates for repaired polygons.
 
@@ -658,40 +663,52 @@ class _Lookup:
         self.crs, self.metric = system.crs, metric
 
     def back(self, geoms: np.ndarray) -> np.ndarray:
-        out = np.empty(len(geoms), dtype=object)
-        for k, geom in enumerate(geoms):  # the few polygons a repair changed
-            out[k] = self._one(geom)
-        bad = ~shapely.is_valid(out)
-        if bad.any():  # projection folded a new vertex: mend it where it is stored
-            out[bad] = [make_valid(g, 0.0) for g in out[bad]]
-        return out
-
-    def _one(self, geom) -> shapely.Geometry:
-        polygons = []
-        for part in shapely.get_parts(geom):
-            rings = [self._ring(r) for r in shapely.get_rings(part)]
-            if rings[0] is None:
-                continue
-            polygons.append(shapely.Polygon(rings[0], [r for r in rings[1:] if r is not None]))
-        if not polygons:
-            return shapely.Polygon()
-        return polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
-
-    def _ring(self, ring) -> np.ndarray | None:
-        xy = shapely.get_coordinates(ring)
+        """Each polygon in storage coordinates: every ring of every polygon looked up at once."""
+        parts, part_of = shapely.get_parts(geoms, return_index=True)
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        xy, ring = shapely.get_coordinates(rings, return_index=True)
+        if not len(xy):
+            return np.array([shapely.Polygon()] * len(geoms), dtype=object)
         found = self.index.get_indexer(pd.MultiIndex.from_arrays([xy[:, 0], xy[:, 1]]))
         known = found >= 0
         back = np.empty_like(xy)
         back[known] = self.stored[found[known]]
-        if not known.all():  # new vertices (where a repair cut an edge) go back by projection
-            back[~known] = shapely.get_coordinates(
-                project(shapely.multipoints(xy[~known]), self.metric, self.crs, spacing=None)
+        first = np.r_[True, ring[1:] != ring[:-1]]
+        last = np.r_[first[1:], True]
+        # New vertices (where a repair cut an edge) go back by projection, and so
+        # does a ring's first vertex if densifying added it (it closes the ring).
+        todo = ~known | (first & np.isnan(back[:, 0]))
+        if todo.any():
+            back[todo] = shapely.get_coordinates(
+                project(shapely.multipoints(xy[todo]), self.metric, self.crs, spacing=None)
             )
-        keep = ~np.isnan(back[:, 0])
-        keep[0] = keep[-1] = True  # the closing vertex stays, whatever it is
-        if np.isnan(back[0, 0]):
-            back[0] = back[-1] = shapely.get_coordinates(
-                project(shapely.points(xy[0]), self.metric, self.crs, spacing=None)
-            )[0]
-        back = back[keep]
-        return back if len(back) >= 4 else None
+        back[last] = back[np.flatnonzero(first)]
+        keep = ~np.isnan(back[:, 0])  # vertices densifying added are dropped
+        back, ring = back[keep], ring[keep]
+        # A ring left with 3 vertices or fewer is dropped; so is a part whose
+        # shell is (holes and all). get_rings gives each part's shell first.
+        whole = np.bincount(ring, minlength=len(rings)) >= 4
+        kept = whole[ring]
+        made = shapely.linearrings(back[kept], indices=_ranks(ring[kept]))
+        owner = ring_part[whole]
+        shell = np.r_[0, np.flatnonzero(ring_part[1:] != ring_part[:-1]) + 1]
+        alive = np.isin(owner, ring_part[shell[whole[shell]]])
+        made, owner = made[alive], owner[alive]
+        polygons = shapely.polygons(made, indices=_ranks(owner))
+        poly_part = np.unique(owner)
+        out = np.empty(len(geoms), dtype=object)
+        out[:] = [shapely.Polygon()] * len(geoms)
+        geom_of = part_of[poly_part]
+        count = np.bincount(geom_of, minlength=len(geoms))
+        single = count[geom_of] == 1
+        out[geom_of[single]] = polygons[single]
+        several = np.flatnonzero(count > 1)
+        if len(several):
+            multi = ~single
+            out[several] = shapely.multipolygons(
+                polygons[multi], indices=np.searchsorted(several, geom_of[multi])
+            )
+        bad = ~shapely.is_valid(out)
+        if bad.any():  # projection folded a new vertex: mend it where it is stored
+            out[bad] = [make_valid(g, 0.0) for g in out[bad]]
+        return out
