@@ -369,6 +369,8 @@ def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
         return []
     a, b = a[pair], b[pair]
     winner_is_a, used = _winner(pieces, a, b, geoms, codes, rule, votes, homes)
+    # Most losers keep their shape, as seen near the piece: all judged at once.
+    fine = _keeps_shape_near(geoms[np.where(winner_is_a, b, a)], pieces, tol)
     out = []
     for k, piece in enumerate(pieces):
         keeper, loser = (a[k], b[k]) if winner_is_a[k] else (b[k], a[k])
@@ -377,7 +379,7 @@ def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
         # A loser left empty or in pieces gives way to the other polygon instead;
         # when both would be, the rule's loser also hands over what the piece cuts
         # off from the rest of it (first, so the give never splits it).
-        if not _keeps_shape(geoms[loser], piece, tol):
+        if not fine[k] and not _keeps_shape(geoms[loser], piece, tol):
             if _keeps_shape(geoms[keeper], piece, tol):
                 keeper, loser = loser, keeper
             else:
@@ -393,19 +395,27 @@ def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
     return out
 
 
+def _keeps_shape_near(geoms: np.ndarray, pieces: np.ndarray, tol) -> np.ndarray:
+    """Per pair: is each polygon, less its piece, surely still one part (seen near the piece)?
+
+    An overlay of a county costs its vertices: each polygon is cut to a box a
+    little larger than its piece instead. If that, less the piece, is one
+    polygon, the whole is too (the piece does not reach the box's edge, where
+    the rest of the polygon joins). ``False`` means "look at the whole".
+    """
+    margin = 2 * max(tol.dust, 1.0)
+    box = shapely.bounds(pieces) + np.array([-margin, -margin, margin, margin])
+    local = shapely.intersection(geoms, shapely.box(*box.T))
+    near = shapely.difference(local, pieces)
+    return (shapely.get_type_id(near) == 3) & ~shapely.is_empty(near)
+
+
 def _keeps_shape(geom, piece, tol) -> bool:
     """Is ``geom`` without ``piece`` still not empty, and in no more parts?
 
-    Looked at near the piece first (an overlay of a county costs its
-    vertices): the polygon clipped to a box a little larger than the piece.
-    If that, less the piece, is one part, the whole is too (the piece does
-    not reach the box's edge, where the rest of the polygon joins).
+    Looked at near the piece first (:func:`_keeps_shape_near`), then whole.
     """
-    x0, y0, x1, y1 = shapely.bounds(piece)
-    margin = 2 * max(tol.dust, 1.0)
-    local = shapely.clip_by_rect(geom, x0 - margin, y0 - margin, x1 + margin, y1 + margin)
-    near = polygonal(shapely.difference(local, piece))
-    if not shapely.is_empty(near) and real_parts(near, tol.dust) == 1:
+    if _keeps_shape_near(np.array([geom]), np.array([piece]), tol)[0]:
         return True
     rest = shapely.difference(geom, piece)
     return not shapely.is_empty(rest) and real_parts(rest, tol.dust) <= max(
