@@ -237,10 +237,11 @@ def repair_level(
     changes += _cut(current, parent_of, mothers, has, tol)
     current = _applied(geoms, changes, tol)
     done = len(changes)
-    changes += _give(current, has, codes, tol, rule, votes, homes)
+    gives, mismatched = _give(current, has, codes, tol, rule, votes, homes)
+    changes += gives
     current = _applied(current, changes[done:], tol)
     done = len(changes)
-    changes += _fill(current, parent_of, mothers, has, coverage, tol, fill)
+    changes += _fill(current, parent_of, mothers, has, coverage, tol, fill, mismatched)
     # Refuse what would leave a polygon empty or newly in pieces, then recompose
     # from the start (only when something was refused: composing a county
     # costs its vertices).
@@ -349,24 +350,30 @@ def _cut(geoms, parent_of, mothers, has, tol) -> list[Change]:
     ]  # fmt: skip
 
 
-def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
-    """Overlap pieces: one child keeps each, chosen by ``rule``, the other loses it."""
+def _give(geoms, has, codes, tol, rule, votes, homes) -> tuple[list[Change], np.ndarray]:
+    """Overlap pieces: one child keeps each, chosen by ``rule``, the other loses it.
+
+    Also returns which polygons' edges do not match their neighbours' (the
+    others are left as they are, so :func:`_fill` need not ask again).
+    """
     usable = has & ~shapely.is_empty(geoms)
     idx = np.flatnonzero(usable)
+    mismatched = np.zeros(len(geoms), dtype=bool)
     if len(idx) < 2:
-        return []
+        return [], mismatched
     # GEOS coverage validation flags every polygon whose edges do not match its
     # neighbours'; only pairs of flagged polygons can overlap.
     edges = shapely.coverage_invalid_edges(geoms[idx])
     flagged = idx[~shapely.is_empty(edges) & ~shapely.is_missing(edges)]
+    mismatched[flagged] = True
     if len(flagged) < 2:
-        return []
+        return [], mismatched
     left, right = shapely.STRtree(geoms[flagged]).query(geoms[flagged], predicate="intersects")
     keep = left < right
     a, b = flagged[left[keep]], flagged[right[keep]]
     pieces, pair, width = _pieces(shapely.intersection(geoms[a], geoms[b]), tol.dust)
     if not len(pieces):
-        return []
+        return [], mismatched
     a, b = a[pair], b[pair]
     winner_is_a, used = _winner(pieces, a, b, geoms, codes, rule, votes, homes)
     # Most losers keep their shape, as seen near the piece: all judged at once.
@@ -392,7 +399,7 @@ def _give(geoms, has, codes, tol, rule, votes, homes) -> list[Change]:
                     needs = (move,)
         out.append(Change(kind, "give", used[k], int(loser), int(keeper), piece, float(width[k]),
                           float(shapely.area(piece)), needs=needs))  # fmt: skip
-    return out
+    return out, mismatched
 
 
 def _keeps_shape_near(geoms: np.ndarray, pieces: np.ndarray, tol) -> np.ndarray:
@@ -510,8 +517,11 @@ def _winner(pieces, a, b, geoms, codes, rule, votes, homes):
     return out, used
 
 
-def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
-    """Parent area no child covers, given to the children along it."""
+def _fill(geoms, parent_of, mothers, has, coverage, tol, fill, mismatched) -> list[Change]:
+    """Parent area no child covers, given to the children along it.
+
+    ``mismatched``: the polygons whose edges may not match their neighbours'.
+    """
     order = np.flatnonzero(has)
     order = order[np.argsort(parent_of[order], kind="stable")]
     keys, starts = np.unique(parent_of[order], return_index=True)
@@ -527,7 +537,7 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
         if abs(area[members].sum() - shapely.area(mothers[k])) < tol.dust**2:
             continue
         todo.append(k)
-        unions.append(_union(geoms[members]))
+        unions.append(_union(geoms[members], mismatched[members].any()))
     if not todo:
         return []
     pieces, owner, width = _pieces(
@@ -587,10 +597,11 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill) -> list[Change]:
     return [c for k in sorted(out) for c in out[k]]
 
 
-def _union(geoms: np.ndarray):
-    """Union of children: as a coverage (fast) when their edges match, else the overlay."""
-    if len(geoms) > 1:
-        edges = shapely.coverage_invalid_edges(geoms)
-        if (shapely.is_empty(edges) | shapely.is_missing(edges)).all():
-            return shapely.coverage_union_all(geoms)
+def _union(geoms: np.ndarray, mismatched: bool):
+    """Union of children: as a coverage (fast) when their edges match, else the overlay.
+
+    ``mismatched``: whether coverage validation flagged any of them.
+    """
+    if len(geoms) > 1 and not mismatched:
+        return shapely.coverage_union_all(geoms)
     return shapely.union_all(geoms)
