@@ -76,6 +76,7 @@ GAINS = ("fill", "move")
 """Actions that add a piece to ``target``."""
 
 _EPS = 0.05  # metres: contact length is measured as area within this of a piece
+_OVERLAYS = 3  # overlays of whole polygons (a county each) go to both cores from this many
 _NEAR = 0.01  # a remnant of erosion is true when a vertex lies within 1 % of the depth asked
 
 
@@ -333,7 +334,8 @@ def _cut(geoms, parent_of, mothers, has, tol) -> list[Change]:
     if not len(idx):
         return []
     pieces, owner, width = _pieces(
-        shapely.difference(geoms[idx], mothers[parent_of[idx]]), tol.dust
+        chunked(shapely.difference, geoms[idx], mothers[parent_of[idx]], min_chunk=_OVERLAYS),
+        tol.dust,
     )
     # Where the piece lies: it is usually some other child's, which keeps it.
     holder = np.full(len(pieces), -1)
@@ -371,7 +373,8 @@ def _give(geoms, has, codes, tol, rule, votes, homes) -> tuple[list[Change], np.
     left, right = shapely.STRtree(geoms[flagged]).query(geoms[flagged], predicate="intersects")
     keep = left < right
     a, b = flagged[left[keep]], flagged[right[keep]]
-    pieces, pair, width = _pieces(shapely.intersection(geoms[a], geoms[b]), tol.dust)
+    both = chunked(shapely.intersection, geoms[a], geoms[b], min_chunk=_OVERLAYS)
+    pieces, pair, width = _pieces(both, tol.dust)
     if not len(pieces):
         return [], mismatched
     a, b = a[pair], b[pair]
