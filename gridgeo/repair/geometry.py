@@ -415,8 +415,11 @@ def _keeps_shape_near(geoms: np.ndarray, pieces: np.ndarray, tol) -> np.ndarray:
     """
     margin = 2 * max(tol.dust, 1.0)
     box = shapely.bounds(pieces) + np.array([-margin, -margin, margin, margin])
-    local = shapely.intersection(geoms, shapely.box(*box.T))
-    near = shapely.difference(local, pieces)
+    # GEOS's rectangle clip is a few times faster than an overlay with the box
+    # (shapely takes one rectangle per call).
+    local = np.empty(len(geoms), dtype=object)
+    local[:] = [shapely.clip_by_rect(g, *b) for g, b in zip(geoms, box.tolist(), strict=True)]
+    near = chunked(shapely.difference, local, pieces, min_chunk=100)
     return (shapely.get_type_id(near) == 3) & ~shapely.is_empty(near)
 
 
