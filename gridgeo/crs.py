@@ -32,6 +32,7 @@ from pyproj.exceptions import CRSError
 
 from gridgeo.config import BANNER, GridConfig
 from gridgeo.errors import CrsError, GeometryError
+from gridgeo.parallel import chunked
 
 __all__ = [
     "AUTO",
@@ -69,6 +70,9 @@ box gridgeo uses wherever it asks "is this in China?".
 # Degrees by which a layer may reach beyond its CRS's area of use (zones
 # are drawn tightly; data near a zone edge is still fine).
 _AREA_MARGIN = 5.0
+
+# Vertices from which a projection is shared between the cores.
+_PROJECT_CHUNK = 20_000
 
 
 AUTO = "auto"
@@ -309,6 +313,11 @@ def project(geoms, source, target, *, spacing: float | None = DENSIFY_SPACING_M)
     tr = transformer(src, dst)
 
     def move(xy):
+        # pyproj frees the GIL while PROJ works, and its transformers are
+        # thread-safe (one PROJ context per thread): long runs on both cores.
+        return chunked(_moved, xy, min_chunk=_PROJECT_CHUNK)
+
+    def _moved(xy):
         x, y = tr.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([x, y])
 

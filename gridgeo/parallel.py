@@ -30,8 +30,8 @@ WORKERS = max(1, min(os.cpu_count() or 1, 8))
 def chunked(func: Callable[..., np.ndarray], *arrays: np.ndarray, min_chunk: int = 1000):
     """``func(*arrays)``, computed over slices of the arrays on :data:`WORKERS` threads.
 
-    ``func`` maps arrays of equal length to one array of that length, element
-    by element (each result depends on its own row only). Arrays shorter than
+    ``func`` maps arrays of equal length to one array of that length, row by
+    row (each result depends on its own row only; a row may be a vector). Arrays shorter than
     two chunks are done in one call.
 
     Examples
@@ -49,7 +49,8 @@ def chunked(func: Callable[..., np.ndarray], *arrays: np.ndarray, min_chunk: int
     # Interleaved rows give each thread a like mix of large and small geometries.
     slices = [np.arange(k, n, parts) for k in range(parts)]
     results = list(_pool().map(lambda rows: func(*(a[rows] for a in arrays)), slices))
-    out = np.empty(n, dtype=np.asarray(results[0]).dtype)
+    first = np.asarray(results[0])
+    out = np.empty((n, *first.shape[1:]), dtype=first.dtype)  # rows of any shape
     for rows, result in zip(slices, results, strict=True):
         out[rows] = result
     return out
