@@ -560,8 +560,10 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill, mismatched) -> li
     pi, ci, contact = pi[touch], ci[touch], contact[touch]
     out: dict[int, list[Change]] = {}  # per piece, in the pieces' order
     splits: list[tuple[int, np.ndarray, int, dict]] = []
+    order = np.argsort(pi, kind="stable")  # each piece's children, in one pass
+    bounds = np.searchsorted(pi[order], np.arange(len(pieces) + 1))
     for k, piece in enumerate(pieces):
-        along = pi == k
+        along = order[bounds[k] : bounds[k + 1]]
         kids, length = ci[along], contact[along]
         if not len(kids):
             continue  # an enclave no child touches: nobody to give it to

@@ -94,6 +94,7 @@ class Proposal:
     _metric: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _final: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _system: GridSystem | None = field(default=None, repr=False)
+    _projected: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.audit)
@@ -258,7 +259,8 @@ def propose_repair(
         mothers, mother_codes = final, codes_now[name]
         finals[name] = final
     audit = _audit(rows, metric, system.crs, homes, report)
-    return Proposal(audit, system, rule, fill, tol, changes, prepared, finals)
+    return Proposal(audit, system, rule, fill, tol, changes, prepared, finals,
+                    _projected=metric_geoms)  # fmt: skip
 
 
 @gc_paused()
@@ -331,7 +333,7 @@ def apply(
         if rows:
             composed[name] = _composed(proposal, name, rows)
     around = np.array([g for geoms in composed.values() for g in geoms.values()], dtype=object)
-    lookup = _Lookup(system, metric, proposal._metric, around)
+    lookup = _Lookup(system, metric, proposal._metric, around, proposal._projected)
     for name in config.level_names:
         frame = frames[name]
         if name not in composed and not edits[name]:
@@ -641,7 +643,9 @@ class _Lookup:
     repair cut an edge) is projected back.
     """
 
-    def __init__(self, system: GridSystem, metric: CRS, prepared: dict, around: np.ndarray):
+    def __init__(self, system: GridSystem, metric: CRS, prepared: dict, around: np.ndarray,
+                 projected: dict) -> None:  # fmt: skip
+        """``projected``: each level as :func:`propose_repair` projected it (densified)."""
         # Only polygons whose boxes meet a repaired polygon's can lend it a vertex.
         near = {
             n: np.unique(shapely.STRtree(prepared[n]).query(around)[1])
@@ -649,10 +653,12 @@ class _Lookup:
         }
         geoms = [system[n].geometry.to_numpy()[k] for n, k in near.items() if len(k)]
         geoms = np.concatenate(geoms) if geoms else np.empty(0, dtype=object)
+        dense = [projected[n][k] for n, k in near.items() if len(k)]
+        dense = np.concatenate(dense) if dense else np.empty(0, dtype=object)
         stored = shapely.get_coordinates(geoms).reshape(-1, 2)
         plain = shapely.get_coordinates(project(shapely.multipoints(stored), system.crs, metric,
                                                 spacing=None)).reshape(-1, 2)  # fmt: skip
-        dense = shapely.get_coordinates(project(geoms, system.crs, metric)).reshape(-1, 2)
+        dense = shapely.get_coordinates(dense).reshape(-1, 2)
         keys = pd.MultiIndex.from_arrays([np.r_[plain[:, 0], dense[:, 0]],
                                           np.r_[plain[:, 1], dense[:, 1]]])  # fmt: skip
         first = ~keys.duplicated()
