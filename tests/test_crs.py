@@ -514,3 +514,20 @@ def test_transformers_are_cached_and_4326_is_as_fast_and_the_same_as_4490():
             transformer(crs, gk).transform(lon, lat)
         timings[crs.to_epsg()] = time.perf_counter() - start
     assert timings[4326] < 2 * timings[4490]  # it was 6.5 x before
+
+
+def test_a_long_projection_shared_between_the_cores_equals_one_call(monkeypatch):
+    import shapely
+
+    from gridgeo import parallel
+    from gridgeo.crs import _PROJECT_CHUNK, project
+
+    rng = np.random.default_rng(5)
+    # Scribbles: only the vertices matter.
+    xy = np.c_[108 + rng.uniform(0, 1, 48_000), 40 + rng.uniform(0, 1, 48_000)]
+    rings = shapely.linestrings(xy, indices=np.repeat(np.arange(4), 12_000))
+    assert sum(shapely.get_num_coordinates(rings)) > 2 * _PROJECT_CHUNK  # two chunks at least
+    shared = project(rings, 4490, 4545, spacing=None)
+    monkeypatch.setattr(parallel, "WORKERS", 1)
+    alone = project(rings, 4490, 4545, spacing=None)
+    assert all(shapely.equals_exact(shared, alone, tolerance=0))

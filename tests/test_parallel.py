@@ -38,3 +38,37 @@ def test_started_returns_the_result_and_raises_the_error():
     assert parallel.started(shapely.area, shapely.box(0, 0, 2, 3)).result() == 6.0
     with pytest.raises(ZeroDivisionError):
         parallel.started(lambda: 1 / 0).result()
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(0, 2000), chunk=st.integers(1, 500), seed=st.integers(0, 1000))
+def test_chunked_keeps_rows_that_are_vectors(n, chunk, seed):
+    xy = np.random.default_rng(seed).uniform(-1e3, 1e3, (n, 2))
+    parts = parallel.chunked(lambda a: np.c_[a[:, 1], a[:, 0] * 2], xy, min_chunk=chunk)
+    assert parts.shape == (n, 2)
+    np.testing.assert_array_equal(parts, np.c_[xy[:, 1], xy[:, 0] * 2])
+
+
+def test_gc_paused_holds_the_collector_off_and_restores_it():
+    import gc
+
+    assert gc.isenabled()
+
+    @parallel.gc_paused()
+    def inside():
+        with parallel.gc_paused():  # nested: the outer block restores it
+            pass
+        return gc.isenabled()
+
+    assert inside() is False
+    assert gc.isenabled()
+    with pytest.raises(ValueError), parallel.gc_paused():
+        raise ValueError("an error inside still restores the collector")
+    assert gc.isenabled()
+    gc.disable()  # a collector the caller disabled stays disabled
+    try:
+        with parallel.gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
