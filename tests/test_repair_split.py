@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import shapely
 from hypothesis import given, settings
@@ -75,3 +77,44 @@ def test_a_part_touching_no_child_it_is_nearest_goes_to_the_fallback():
     assert abs(total - piece.area) < 1e-6
     for k, g in shares:  # every share touches its child along a border
         assert shapely.intersection(g.buffer(0.05), kids[k]).area > 0.05 * 0.05
+
+
+def _segments(lines: np.ndarray) -> list[tuple]:
+    """Each segment of the lines, its ends ordered, sorted."""
+    out = []
+    for line in lines:
+        xy = shapely.get_coordinates(line)
+        for a, b in pairwise(xy):
+            out.append(tuple(sorted([tuple(a), tuple(b)])))
+    return sorted(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    boxes=st.lists(
+        st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(1, 5), st.integers(1, 5)),
+        min_size=1,
+        max_size=6,
+    ),
+    spokes=st.integers(0, 3),
+)
+def test_runs_join_segments_as_geos_line_merge_does(boxes, spokes):
+    from collections import Counter
+
+    from gridgeo.repair.split import _runs
+
+    rings = [shapely.box(x, y, x + w, y + h).exterior for x, y, w, h in boxes]
+    lines = [*rings, *(shapely.LineString([(0, 0), (9, 3 * k + 1)]) for k in range(spokes))]
+    noded = shapely.get_parts(shapely.node(shapely.multilinestrings(lines)))
+    segments = sorted(set(_segments(noded)))
+    edges = np.array(segments, dtype=float)
+    runs = _runs(edges)
+    merged = shapely.get_parts(
+        shapely.line_merge(shapely.multilinestrings(shapely.linestrings(edges)))
+    )
+    assert len(runs) == len(merged)
+    assert _segments(runs) == _segments(merged) == segments
+    # A run passes only through points exactly two segments share.
+    degree = Counter(p for segment in segments for p in segment)
+    for run in runs:
+        assert all(degree[tuple(p)] == 2 for p in shapely.get_coordinates(run)[1:-1])
