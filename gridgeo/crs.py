@@ -310,21 +310,36 @@ def project(geoms, source, target, *, spacing: float | None = DENSIFY_SPACING_M)
     src, dst = _crs(source), _crs(target)
     if src == dst:
         return array[0] if single else array
-    tr = transformer(src, dst)
-
-    def move(xy):
-        # pyproj frees the GIL while PROJ works, and its transformers are
-        # thread-safe (one PROJ context per thread): long runs on both cores.
-        return chunked(_moved, xy, min_chunk=_PROJECT_CHUNK)
-
-    def _moved(xy):
-        x, y = tr.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
+    move = _mover(transformer(src, dst))
     if spacing:
         array = densify(array, spacing / _unit_metres(src), bend=functools.partial(_bend, move))
     out = shapely.transform(array, move)
     return out[0] if single else out
+
+
+def project_xy(xy: ArrayLike, source, target) -> np.ndarray:
+    """Coordinates (n × 2) reprojected from ``source`` to ``target``, as :func:`project`
+    moves a geometry's vertices (no geometry is made).
+
+    >>> xy = project_xy([[108.5, 41.0], [108.6, 41.0]], 4490, 4545)
+    >>> xy.shape, round(float(np.hypot(*(xy[1] - xy[0]))))
+    ((2, 2), 8405)
+    """
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    src, dst = _crs(source), _crs(target)
+    return xy.copy() if src == dst else _mover(transformer(src, dst))(xy)
+
+
+def _mover(tr: Transformer) -> Callable[[np.ndarray], np.ndarray]:
+    """``xy`` (n × 2) through ``tr``: pyproj frees the GIL while PROJ works, and its
+    transformers are thread-safe (one PROJ context per thread), so long runs go
+    to both cores."""
+
+    def moved(xy: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return lambda xy: chunked(moved, xy, min_chunk=_PROJECT_CHUNK)
 
 
 def projector(source, target, *, spacing: float | None = DENSIFY_SPACING_M) -> Callable:

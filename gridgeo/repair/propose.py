@@ -13,7 +13,7 @@ from pyproj import CRS
 
 from gridgeo.check.report import CheckReport
 from gridgeo.config import Coverage, Tolerances
-from gridgeo.crs import project
+from gridgeo.crs import project, project_xy
 from gridgeo.errors import GridgeoError, SchemaError, option
 from gridgeo.model import GridSystem
 from gridgeo.parallel import gc_paused
@@ -628,6 +628,12 @@ def _composed(proposal: Proposal, name: str, rows: list[int]) -> dict[int, shape
     return out
 
 
+def _points(xy: np.ndarray) -> pd.Index:
+    """Exact positions (n × 2) as one hashable value each: the two floats read as one
+    complex number (a hash index on one column; a MultiIndex factorizes both)."""
+    return pd.Index(np.ascontiguousarray(xy, dtype=float).view(np.complex128).ravel())
+
+
 def _ranks(ids: np.ndarray) -> np.ndarray:
     """Sorted ids numbered 0, 1, … in order (indices for shapely's constructors)."""
     return np.cumsum(np.r_[False, ids[1:] != ids[:-1]]) if len(ids) else ids
@@ -656,11 +662,9 @@ class _Lookup:
         dense = [projected[n][k] for n, k in near.items() if len(k)]
         dense = np.concatenate(dense) if dense else np.empty(0, dtype=object)
         stored = shapely.get_coordinates(geoms).reshape(-1, 2)
-        plain = shapely.get_coordinates(project(shapely.multipoints(stored), system.crs, metric,
-                                                spacing=None)).reshape(-1, 2)  # fmt: skip
+        plain = project_xy(stored, system.crs, metric)
         dense = shapely.get_coordinates(dense).reshape(-1, 2)
-        keys = pd.MultiIndex.from_arrays([np.r_[plain[:, 0], dense[:, 0]],
-                                          np.r_[plain[:, 1], dense[:, 1]]])  # fmt: skip
+        keys = _points(np.r_[plain, dense])
         first = ~keys.duplicated()
         self.index = keys[first]
         # stored coordinates for original vertices, NaN for those densifying added
@@ -675,7 +679,7 @@ class _Lookup:
         xy, ring = shapely.get_coordinates(rings, return_index=True)
         if not len(xy):
             return np.array([shapely.Polygon()] * len(geoms), dtype=object)
-        found = self.index.get_indexer(pd.MultiIndex.from_arrays([xy[:, 0], xy[:, 1]]))
+        found = self.index.get_indexer(_points(xy))
         known = found >= 0
         back = np.empty_like(xy)
         back[known] = self.stored[found[known]]
@@ -685,9 +689,7 @@ class _Lookup:
         # does a ring's first vertex if densifying added it (it closes the ring).
         todo = ~known | (first & np.isnan(back[:, 0]))
         if todo.any():
-            back[todo] = shapely.get_coordinates(
-                project(shapely.multipoints(xy[todo]), self.metric, self.crs, spacing=None)
-            )
+            back[todo] = project_xy(xy[todo], self.metric, self.crs)
         back[last] = back[np.flatnonzero(first)]
         keep = ~np.isnan(back[:, 0])  # vertices densifying added are dropped
         back, ring = back[keep], ring[keep]
