@@ -321,9 +321,11 @@ def project_xy(xy: ArrayLike, source, target) -> np.ndarray:
     """Coordinates (n × 2) reprojected from ``source`` to ``target``, as :func:`project`
     moves a geometry's vertices (no geometry is made).
 
+    0.1° of longitude at 41° N is 8.4 km (a little more on the Gauss-Krüger grid):
+
     >>> xy = project_xy([[108.5, 41.0], [108.6, 41.0]], 4490, 4545)
     >>> xy.shape, round(float(np.hypot(*(xy[1] - xy[0]))))
-    ((2, 2), 8405)
+    ((2, 2), 8414)
     """
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     src, dst = _crs(source), _crs(target)
