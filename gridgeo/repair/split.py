@@ -18,11 +18,14 @@ bisector of their borders; here it is found exactly, not from samples:
 4. each share goes to the nearest child; a share touching nobody it is
    nearest to (cut off by the piece's own shape) goes to the longest border.
 
-All pieces are done at once, vectorised: one triangulation call, one tree of
-rim segments for every distance (each child's border shifted into a lane of
-its own, so one nearest-neighbour query answers "how far is child k" for
-every point at once), one ``polygonize``. The rim keeps its own vertices, and
-the new lines have a vertex only where they cross a triangle edge.
+All pieces are done at once, vectorised: one triangulation call; every
+distance to a child's border measured against each of its segments in flat
+numpy columns (a border of more than ``_BRUTE`` segments through one tree of
+rim segments, each child's border shifted into a lane of its own, so one
+nearest-neighbour query answers "how far is child k" for every point at
+once); the linework joined into runs by pointer jumping (:func:`_runs`) and
+handed to one ``polygonize``. The rim keeps its own vertices, and the new
+lines have a vertex only where they cross a triangle edge (or bend).
 
 Written here: GEOS triangulates, polygonizes and measures, but neither it
 nor any library returns the bisector of two polylines inside a polygon
