@@ -98,7 +98,7 @@ def split_pieces(pieces: np.ndarray, kids: list[np.ndarray], fallback: np.ndarra
     finer, along = rim.densified(np.maximum(8 * strip, perimeter / _RIM))
     if finer is not None:
         pieces = finer
-        rim = _Rim(pieces, slots, geoms, eps, along)
+        rim = _Rim(pieces, slots, geoms, eps, along, borders=rim)
     vertex_label = rim.vertex_labels()
     # 1. Triangles on the pieces' own vertices; each corner is a rim vertex.
     tris, tri_piece = shapely.get_parts(shapely.constrained_delaunay_triangles(pieces),
@@ -210,8 +210,10 @@ class _Rim:
     """The pieces' rim vertices and segments, and each child's border in a lane of its own."""
 
     def __init__(self, pieces: np.ndarray, slots: _Slots, geoms: np.ndarray, eps: float,
-                 along: np.ndarray | None = None) -> None:  # fmt: skip
-        """``along``: each rim segment's slot, when known (-1: the parent's edge)."""
+                 along: np.ndarray | None = None, borders: _Rim | None = None) -> None:  # fmt: skip
+        """``along``: each rim segment's slot, when known (-1: the parent's edge);
+        ``borders``: a rim of the same pieces, fewer vertices on the same lines,
+        whose borders serve for every distance."""
         rings, ring_piece = shapely.get_rings(pieces, return_index=True)
         xy, ring = shapely.get_coordinates(rings, return_index=True)
         start = np.flatnonzero(ring[1:] == ring[:-1])  # segment start -> start + 1
@@ -236,7 +238,16 @@ class _Rim:
             np.minimum.at(low, end, self.seg_slot)
             np.maximum.at(high, end, self.seg_slot)
         self.clean = (low == high) & (low >= 0)
-        # Each slot's border, shifted into a lane of its own: x + lane * slot.
+        if borders is None:
+            self._borders(pieces)
+        else:  # the same lines: fewer segments to measure against
+            for name in ("origin", "lane", "_ax", "_ay", "_bx", "_by", "_inv", "count",
+                         "_first", "tree"):  # fmt: skip
+                setattr(self, name, getattr(borders, name))
+
+    def _borders(self, pieces: np.ndarray) -> None:
+        """Each slot's border, for :meth:`distance`."""
+        # Shifted into a lane of its own for the tree: x + lane * slot.
         box = shapely.bounds(pieces)
         self.origin = box[:, :2]
         self.lane = 4.0 * float(np.max(box[:, 2:] - box[:, :2])) + 100.0
@@ -248,7 +259,7 @@ class _Rim:
         self._ax, self._ay = ends[:, 0, 0].copy(), ends[:, 0, 1].copy()
         self._bx, self._by = ab[:, 0].copy(), ab[:, 1].copy()
         self._inv = 1.0 / np.maximum(self._bx**2 + self._by**2, 1e-300)
-        self.count = np.bincount(self.seg_slot[along], minlength=len(slots.piece))
+        self.count = np.bincount(self.seg_slot[along], minlength=len(self.slots.piece))
         self._first = np.cumsum(self.count) - self.count
         long = np.isin(self.seg_slot[along], np.flatnonzero(self.count > _BRUTE))
         shifted = self._shift(ends[long], np.repeat(self.seg_slot[along][long], 2).reshape(-1, 2))
