@@ -341,9 +341,11 @@ def _cut(geoms, parent_of, mothers, has, tol) -> list[Change]:
     holder = np.full(len(pieces), -1)
     if len(pieces):
         hit, who = shapely.STRtree(geoms).query(pieces, predicate="intersects")
+        other = who != idx[owner[hit]]  # the piece's own polygon holds all of it
+        hit, who = hit[other], who[other]
         share = shapely.area(shapely.intersection(pieces[hit], geoms[who]))
         for k, w, s in zip(hit, who, share, strict=True):
-            if w != idx[owner[k]] and s > 0.5 * shapely.area(pieces[k]):
+            if s > 0.5 * shapely.area(pieces[k]):
                 holder[k] = w
     return [
         Change("outside_parent", "cut", "clip_to_parent", int(idx[o]), int(h), p, float(w),
