@@ -97,7 +97,14 @@ def started(func: Callable, *args) -> Future:
     >>> started(sum, [1, 2, 3]).result()
     6
     """
-    return _pool().submit(func, *args)
+    if not _inside():
+        return _pool().submit(func, *args)
+    done: Future = Future()  # on a pool thread: run in place (see _inside)
+    try:
+        done.set_result(func(*args))
+    except Exception as exc:  # handed over as the pool would hand it over
+        done.set_exception(exc)
+    return done
 
 
 @contextmanager

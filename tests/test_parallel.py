@@ -72,3 +72,15 @@ def test_gc_paused_holds_the_collector_off_and_restores_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_started_on_a_pool_thread_runs_in_place():
+    # A pool thread waiting on work queued behind it would wait for ever.
+    def outer():
+        inner = parallel.started(sum, [1, 2])
+        assert inner.done()
+        with pytest.raises(ZeroDivisionError):
+            parallel.started(lambda: 1 / 0).result()
+        return inner.result()
+
+    assert parallel.each(lambda _: outer(), [0, 1]) == [3, 3]

@@ -538,7 +538,7 @@ def _fill(geoms, parent_of, mothers, has, coverage, tol, fill, groups, early) ->
         if not len(members):
             continue  # nothing to give a parent with no child at all
         # Children inside their parent (cut above) that add up to it leave no gap.
-        if abs(area[members].sum() - shapely.area(mothers[k])) < tol.dust**2:
+        if _adds_up(area[members], mothers[k], tol):
             continue
         todo.append(k)
     union_of = early.result()  # (a parent its children added up to before: now)
@@ -615,11 +615,13 @@ def _members(parent_of: np.ndarray, has: np.ndarray) -> dict[int, np.ndarray]:
 def _unions(geoms, groups: dict[int, np.ndarray], mothers, tol) -> dict[int, shapely.Geometry]:
     """The union of each parent's children, where they do not add up to the parent."""
     area = shapely.area(geoms)
-    out = {}
-    for k, members in groups.items():
-        if abs(area[members].sum() - shapely.area(mothers[k])) >= tol.dust**2:
-            out[k] = _union(geoms[members])
-    return out
+    return {k: _union(geoms[members]) for k, members in groups.items()
+            if not _adds_up(area[members], mothers[k], tol)}  # fmt: skip
+
+
+def _adds_up(areas: np.ndarray, mother, tol) -> bool:
+    """Do children of these areas add up to their parent's (within dust²)?"""
+    return abs(areas.sum() - shapely.area(mother)) < tol.dust**2
 
 
 def _union(geoms: np.ndarray):
