@@ -383,9 +383,9 @@ def test_an_overlap_and_a_gap_of_the_same_area_are_both_repaired():
     system = lattice([0, 200, 400, 600], rows=2)
     grids = system["grid"].copy()
     geoms = grids.geometry.to_numpy().copy()
-    x0, y0, x1, y1 = geoms[0].bounds
+    _, y0, x1, y1 = geoms[0].bounds
     geoms[0] = geoms[0] | box(x1, y0 + 40, x1 + 5, y1 - 40)  # 600 m² over grid 2
-    x0, y0, x1, y1 = geoms[4].bounds
+    _, y0, x1, y1 = geoms[4].bounds
     geoms[4] = geoms[4] - box(x1 - 3, y0, x1, y1)  # 600 m² of gap beside grid 6
     grids = grids.set_geometry(gpd.GeoSeries(geoms, index=grids.index, crs=grids.crs))
     dirty = system.replace(grid=grids)
